@@ -1,0 +1,11 @@
+#pragma once
+
+/// @file
+/// Everything loopbridge offers, in one include.
+
+#include <loopbridge/bridge/futures.hpp>
+#include <loopbridge/loop/background_loop.hpp>
+#include <loopbridge/loop/errors.hpp>
+#include <loopbridge/loop/loop_handle.hpp>
+#include <loopbridge/loop/options.hpp>
+#include <loopbridge/loop/task_handle.hpp>

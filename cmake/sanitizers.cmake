@@ -1,0 +1,10 @@
+# LOOPBRIDGE_SANITIZE applies to the whole build so that the library, the tests and the
+# examples are instrumented alike (a half-instrumented binary gives false reports).
+if(LOOPBRIDGE_SANITIZE)
+  set(_loopbridge_sanitize_flags -fsanitize=${LOOPBRIDGE_SANITIZE} -fno-omit-frame-pointer -g)
+  if(LOOPBRIDGE_SANITIZE MATCHES "undefined")
+    list(APPEND _loopbridge_sanitize_flags -fno-sanitize-recover=undefined)
+  endif()
+  add_compile_options(${_loopbridge_sanitize_flags})
+  add_link_options(${_loopbridge_sanitize_flags})
+endif()

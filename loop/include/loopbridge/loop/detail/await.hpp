@@ -1,0 +1,162 @@
+#pragma once
+
+#include <loopbridge/loop/detail/loop_core.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace loopbridge::detail {
+
+/// A wait by a coroutine running on a loopbridge loop (its "home"). Everything it does
+/// happens on the home thread: the settling thread only pushes it to the home's command
+/// queue, and a cancel of the waiting coroutine takes it back and pushes it the same way.
+template <class Handler>
+class HomeWait final : public PendingWait {
+public:
+  HomeWait(Ref<StateBase> awaited, Handler handler, LoopCore& home)
+      : awaited_(std::move(awaited)), handler_(std::move(handler)), home_(Ref<LoopCore>::share(&home)) {}
+
+  static void start(Ref<StateBase> awaited, Handler handler, LoopCore& home) {
+    auto node = std::make_unique<HomeWait>(std::move(awaited), std::move(handler), home);
+    const bool registered = node->awaited_->set_continuation(*node);
+    HomeWait& self = *node.release();
+    home.register_wait(self);
+    self.slot_ = boost::asio::get_associated_cancellation_slot(self.handler_);
+    if (self.slot_.is_connected()) self.slot_.template emplace<CancelHandler>(&self);
+    if (!registered) self.on_settled();
+  }
+
+  void on_settled() noexcept override { enqueue(); }
+  void execute(LoopCore&) noexcept override { complete(); }
+  void discard(LoopCore&) noexcept override { destroy_now(); }
+  StateBase& awaited() noexcept override { return *awaited_; }
+
+  void destroy_now() noexcept override {
+    detach();
+    delete this;
+  }
+
+private:
+  struct CancelHandler {
+    HomeWait* self;
+    void operator()(boost::asio::cancellation_type_t) const noexcept {
+      if (self->awaited_->reclaim_continuation(*self)) {
+        self->aborted_ = true;
+        self->enqueue();
+      }
+    }
+  };
+
+  void enqueue() noexcept {
+    // The home loop keeps its queue open until every registered wait has come back.
+    home_->push(*this);
+  }
+
+  void detach() noexcept {
+    home_->unregister_wait(*this);
+    if (slot_.is_connected()) slot_.clear();
+  }
+
+  void complete() noexcept {
+    detach();
+    boost::system::error_code ec;
+    if (aborted_) ec = boost::asio::error::operation_aborted;
+    Handler handler = std::move(handler_);
+    auto executor = boost::asio::get_associated_executor(handler, home_->executor());
+    delete this;
+    boost::asio::dispatch(executor, [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
+  }
+
+  Ref<StateBase> awaited_;
+  Handler handler_;
+  Ref<LoopCore> home_;
+  boost::asio::cancellation_slot slot_;
+  bool aborted_ = false;
+};
+
+/// A wait from outside any loopbridge loop (a plain io_context, a callback): the result is
+/// posted to the handler's executor, which is kept busy meanwhile. Not cancellable.
+template <class Handler>
+class ForeignWait final : public Continuation {
+public:
+  ForeignWait(Ref<StateBase> awaited, Handler handler)
+      : awaited_(std::move(awaited)),
+        handler_(std::move(handler)),
+        work_(boost::asio::prefer(boost::asio::get_associated_executor(handler_),
+                                  boost::asio::execution::outstanding_work.tracked)) {}
+
+  static void start(Ref<StateBase> awaited, Handler handler) {
+    auto node = std::make_unique<ForeignWait>(std::move(awaited), std::move(handler));
+    const bool registered = node->awaited_->set_continuation(*node);
+    ForeignWait& self = *node.release();
+    if (!registered) self.on_settled();
+  }
+
+  void on_settled() noexcept override {
+    auto work = std::move(work_);
+    Handler handler = std::move(handler_);
+    delete this;
+    boost::asio::post(work, [handler = std::move(handler)]() mutable { std::move(handler)(boost::system::error_code{}); });
+  }
+
+private:
+  Ref<StateBase> awaited_;
+  Handler handler_;
+  std::decay_t<decltype(boost::asio::prefer(boost::asio::get_associated_executor(std::declval<Handler&>()),
+                                            boost::asio::execution::outstanding_work.tracked))>
+      work_;
+};
+
+struct InitiateWait {
+  template <class Handler>
+  void operator()(Handler&& handler, Ref<StateBase> awaited) const {
+    using H = std::decay_t<Handler>;
+    LoopCore* home = this_thread_core();
+    if (home != nullptr) {
+      boost::asio::any_io_executor target = boost::asio::get_associated_executor(handler, home->executor());
+      if (target == boost::asio::any_io_executor(home->executor())) {
+        HomeWait<H>::start(std::move(awaited), std::forward<Handler>(handler), *home);
+        return;
+      }
+    }
+    ForeignWait<H>::start(std::move(awaited), std::forward<Handler>(handler));
+  }
+};
+
+/// Calls a function with the settled handle, on the settling thread.
+template <class Handle, class Fn>
+class SettledCallback final : public Continuation {
+public:
+  SettledCallback(Handle handle, Fn fn) : handle_(std::move(handle)), fn_(std::move(fn)) {}
+
+  static void start(StateBase& state, Handle handle, Fn fn) {
+    auto node = std::make_unique<SettledCallback>(std::move(handle), std::move(fn));
+    const bool registered = state.set_continuation(*node);
+    SettledCallback& self = *node.release();
+    if (!registered) self.on_settled();
+  }
+
+  void on_settled() noexcept override {
+    std::unique_ptr<SettledCallback> self(this);
+    try {
+      std::move(fn_)(std::move(handle_));
+    } catch (...) {
+      // The callback owns its errors; there is no future left to carry them.
+    }
+  }
+
+private:
+  Handle handle_;
+  Fn fn_;
+};
+
+}  // namespace loopbridge::detail

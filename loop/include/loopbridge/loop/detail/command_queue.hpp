@@ -1,0 +1,55 @@
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+
+namespace loopbridge::detail {
+
+class LoopCore;
+
+/// One cross-thread request to a loop: run a task, cancel one, cancel all, stop, resume a
+/// coroutine. Nodes are intrusive (embedded in the object they act on), so queueing one
+/// allocates nothing.
+class Command {
+public:
+  /// Runs on the loop thread, in queue order. Releases whatever the queue held.
+  virtual void execute(LoopCore& core) noexcept = 0;
+  /// The loop closed before the command ran: settle or free it without running it. Runs on
+  /// the loop thread during its final drain.
+  virtual void discard(LoopCore& core) noexcept = 0;
+
+  Command* next_in_queue = nullptr;
+
+protected:
+  ~Command() = default;
+};
+
+/// The loop's one multi-producer, single-consumer command queue.
+///
+/// Producers push with one CAS; the consumer takes the whole batch with one exchange and
+/// runs it oldest first, so commands from one thread run in the order they were pushed. A
+/// push that finds the queue empty tells the caller to wake the loop; every other push
+/// rides on a wake-up already on its way. Closing is atomic with pushing: after close(), a
+/// push fails and the caller still owns its command.
+class CommandQueue {
+public:
+  enum class PushResult { pushed, pushed_first, closed };
+
+  PushResult push(Command& command) noexcept;
+  /// Takes every queued command, oldest first (a list linked by next_in_queue).
+  Command* take_all() noexcept;
+  /// Closes the queue and takes what was left, oldest first.
+  Command* close() noexcept;
+  bool closed() const noexcept;
+
+  /// Commands pushed and not yet taken and run.
+  std::size_t depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
+  /// The consumer reports how many taken commands it has run.
+  void ran(std::size_t count) noexcept { depth_.fetch_sub(count, std::memory_order_relaxed); }
+
+private:
+  alignas(64) std::atomic<Command*> head_{nullptr};
+  alignas(64) std::atomic<std::size_t> depth_{0};
+};
+
+}  // namespace loopbridge::detail

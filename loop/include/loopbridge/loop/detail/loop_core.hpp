@@ -1,0 +1,276 @@
+#pragma once
+
+#include <loopbridge/loop/detail/command_queue.hpp>
+#include <loopbridge/loop/detail/ref.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
+#include <loopbridge/loop/errors.hpp>
+#include <loopbridge/loop/options.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace loopbridge {
+class BackgroundLoop;
+}
+
+namespace loopbridge::detail {
+
+class LoopCore;
+class TaskBase;
+
+/// The loop whose thread is running the caller, or null.
+LoopCore* this_thread_core() noexcept;
+void set_this_thread_core(LoopCore* core) noexcept;
+
+/// A coroutine on a loop waiting for a task's result without blocking (async_wait). The
+/// loop it waits on keeps a list of these so that none outlives the loop's io_context.
+class PendingWait : public Continuation, public Command {
+public:
+  /// Loop thread, at shutdown, after the continuation was taken back: destroy the waiting
+  /// handler (and so the coroutine frame) here.
+  virtual void destroy_now() noexcept = 0;
+  /// The state whose continuation this is.
+  virtual StateBase& awaited() noexcept = 0;
+
+  PendingWait* prev_wait = nullptr;
+  PendingWait* next_wait = nullptr;
+
+protected:
+  ~PendingWait() = default;
+};
+
+using Hook = std::function<boost::asio::awaitable<void>()>;
+
+/// An on_start / on_stop pair: the stop part runs at shutdown when the start part (if any)
+/// succeeded.
+struct HookEntry {
+  Hook on_start;
+  Hook on_stop;
+};
+
+/// An io_context whose owner may destroy the pending handlers (and so the suspended
+/// coroutine frames) on the loop thread, while keeping the object alive for late posts.
+class OwnedIoContext : public boost::asio::io_context {
+public:
+  OwnedIoContext() : boost::asio::io_context(1) {}
+  using boost::asio::io_context::shutdown;
+};
+
+enum class Lifecycle : std::uint8_t { created, starting, running, stopping, stopped };
+enum class TaskKind : std::uint8_t { task, detached, hook };
+
+/// Cancels one task; embedded in the task, so cancel() allocates nothing.
+class CancelCommand final : public Command {
+public:
+  explicit CancelCommand(TaskBase& task) : task_(task) {}
+  void execute(LoopCore& core) noexcept override;
+  void discard(LoopCore& core) noexcept override;
+
+private:
+  TaskBase& task_;
+};
+
+/// The loop-thread side of a task: its place among the in-flight tasks, its cancellation
+/// signal and the commands that act on it. Its typed result lives in the Task that derives
+/// from it.
+class TaskBase : public Command {
+public:
+  TaskBase(Ref<LoopCore> core, TaskKind kind) : core_(std::move(core)), kind_(kind) {}
+
+  void execute(LoopCore& core) noexcept override;
+  void discard(LoopCore& core) noexcept override;
+
+  /// Any thread: queues a cancel unless the task has settled. True if one was requested.
+  bool request_cancel_any_thread() noexcept;
+
+  /// Loop thread: starts the work (runs a callable inline, spawns a coroutine).
+  virtual void run() noexcept = 0;
+  /// Settles with an exception, without touching the callable's result.
+  virtual void settle_exception(std::exception_ptr error) noexcept = 0;
+  /// Destroys the stored callable (on the loop thread: it may own loop objects).
+  virtual void drop_function() noexcept = 0;
+  virtual StateBase& state() noexcept = 0;
+
+  LoopCore& core() const noexcept { return *core_; }
+  TaskKind kind() const noexcept { return kind_; }
+
+  // Loop-thread bookkeeping, owned by LoopCore.
+  TaskBase* prev_in_flight = nullptr;
+  TaskBase* next_in_flight = nullptr;
+  std::uint64_t start_seq = 0;
+  bool running = false;
+  bool cancel_delivered = false;
+  bool settled = false;
+  boost::asio::cancellation_signal cancel_signal;
+
+protected:
+  ~TaskBase() = default;
+
+private:
+  Ref<LoopCore> core_;
+  TaskKind kind_;
+  std::atomic<bool> cancel_requested_{false};
+  CancelCommand cancel_command_{*this};
+
+  friend class LoopCore;
+};
+
+/// The state behind a cancel_all() handle.
+class CancelAllState final : public TypedState<std::size_t>, public Command {
+public:
+  void execute(LoopCore& core) noexcept override;
+  void discard(LoopCore& core) noexcept override;
+
+  std::size_t cancelled = 0;
+  std::size_t remaining = 0;
+  std::uint64_t last_seq = 0;
+};
+
+/// The engine behind BackgroundLoop: the io_context, the command queue, the in-flight tasks
+/// and the start and stop sequences. Shared (intrusively counted) by the owner, every
+/// LoopHandle, every task and the loop thread; the io_context is only ever run by the loop
+/// thread, and reached from other threads only through the command queue.
+class LoopCore final : public RefCounted {
+public:
+  explicit LoopCore(LoopOptions options);
+  ~LoopCore() override;
+
+  // ---- any thread ----
+  Lifecycle lifecycle() const noexcept { return lifecycle_.load(std::memory_order_acquire); }
+  const std::string& name() const noexcept { return options_.name; }
+  boost::asio::io_context::executor_type executor() noexcept { return io_.get_executor(); }
+  std::size_t queue_depth() const noexcept { return queue_.depth(); }
+  std::uint64_t unhandled_errors() const noexcept { return unhandled_errors_.load(std::memory_order_relaxed); }
+  BackgroundLoop* owner() const noexcept { return owner_.load(std::memory_order_acquire); }
+  void set_owner(BackgroundLoop* owner) noexcept { owner_.store(owner, std::memory_order_release); }
+
+  /// Pushes a command and wakes the loop if it may be asleep. False if the queue is closed
+  /// (the caller still owns the command).
+  bool push(Command& command) noexcept;
+
+  /// Throws InvalidState before start; false when the loop no longer accepts work.
+  bool accepting() const;
+
+  /// Settles a submission that never reached the loop with LoopStopped and counts it.
+  void reject_at_call(TaskBase& task) noexcept;
+
+  Ref<CancelAllState> cancel_all();
+
+  /// Sends an error with no future to the error handler, and counts it.
+  void report_error(std::exception_ptr error, std::string_view context) noexcept;
+
+  // ---- host side of the lifecycle (BackgroundLoop) ----
+  void add_hook(HookEntry entry);
+  /// The loop thread's body.
+  void thread_main() noexcept;
+  /// Blocks until the start sequence finished; rethrows its error.
+  void wait_started();
+  /// Queues the stop once; later calls keep the first options.
+  void request_stop(const StopOptions& options) noexcept;
+  /// Waits for the loop thread's end (false at the deadline).
+  bool wait_finished(std::chrono::steady_clock::time_point deadline);
+  ShutdownReport report() const;
+  /// The longest the requested stop may take, hooks included.
+  std::chrono::nanoseconds stop_budget() const;
+  const StopOptions& destructor_stop() const noexcept { return options_.destructor_stop; }
+  void mark_start_failed_before_thread() noexcept;
+  /// created -> starting; false if the loop was started or stopped before.
+  bool begin_start() noexcept;
+
+  // ---- loop thread ----
+  void drain() noexcept;
+  void start_task(TaskBase& task) noexcept;
+  void deliver_cancel(TaskBase& task) noexcept;
+  void start_cancel_all(CancelAllState& group) noexcept;
+  /// Records how a task ended; returns the exception to settle it with (null: its value), or
+  /// nothing when it was already settled (abandoned) and must not be settled again.
+  std::optional<std::exception_ptr> conclude(TaskBase& task, std::exception_ptr error) noexcept;
+  void reject(TaskBase& task) noexcept;
+  void execute_stop() noexcept;
+  void register_wait(PendingWait& wait) noexcept;
+  void unregister_wait(PendingWait& wait) noexcept;
+
+private:
+  class StopCommand final : public Command {
+  public:
+    void execute(LoopCore& core) noexcept override { core.execute_stop(); }
+    void discard(LoopCore&) noexcept override {}
+  };
+
+  boost::asio::awaitable<void> start_sequence();
+  boost::asio::awaitable<void> stop_sequence();
+  /// Drains, cancels and abandons in-flight tasks, then closes the queue and stops io_.
+  boost::asio::awaitable<void> wind_down();
+  /// Runs one hook to its end, or its deadline; returns its error.
+  boost::asio::awaitable<std::exception_ptr> run_hook(const Hook& hook, std::chrono::steady_clock::time_point deadline,
+                                                      const char* which);
+  /// Waits on the loop thread until `done()` or the deadline; true if done() held.
+  boost::asio::awaitable<bool> wait_until(const std::function<bool()>& done,
+                                          std::chrono::steady_clock::time_point deadline);
+  /// Ends every PendingWait registered here before the queue closes.
+  boost::asio::awaitable<void> settle_pending_waits();
+  /// Wakes wait_until after a task ended.
+  void notify_progress() noexcept;
+  void link(TaskBase& task) noexcept;
+  void unlink(TaskBase& task) noexcept;
+  void task_left(TaskBase& task) noexcept;
+  void abandon_remaining() noexcept;
+  void finalize() noexcept;
+  void bump(std::atomic<std::uint64_t>& counter) noexcept;
+
+  LoopOptions options_;
+  std::atomic<BackgroundLoop*> owner_{nullptr};
+  std::atomic<Lifecycle> lifecycle_{Lifecycle::created};
+  CommandQueue queue_;
+  OwnedIoContext io_;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<HookEntry> hooks_;
+
+  // Loop thread only.
+  TaskBase* in_flight_head_ = nullptr;
+  TaskBase* in_flight_tail_ = nullptr;
+  PendingWait* waits_head_ = nullptr;
+  std::uint64_t next_seq_ = 0;
+  std::vector<Ref<CancelAllState>> pending_cancel_alls_;
+  std::vector<TaskBase*> abandoned_;  // each holds a reference until its frame is gone
+  std::optional<boost::asio::steady_timer> progress_timer_;
+  bool waiting_for_progress_ = false;
+  bool stop_executed_ = false;
+  bool start_in_progress_ = false;
+  bool stop_after_start_ = false;
+  std::size_t hooks_started_ = 0;
+
+  // Counters: written by the loop thread (host-side refusals use fetch_add), read anywhere.
+  std::atomic<std::uint64_t> submitted_{0}, completed_{0}, failed_{0}, cancelled_{0}, abandoned_count_{0},
+      rejected_{0}, in_flight_{0}, unhandled_errors_{0};
+
+  StopCommand stop_command_;
+  std::atomic<bool> stop_requested_{false};
+  StopOptions active_stop_;  // loop thread: the options of the stop under way
+
+  // Start and finish latches, shared with the host thread.
+  mutable std::mutex latch_mutex_;
+  std::condition_variable latch_cv_;
+  bool started_ = false;
+  bool finished_ = false;
+  std::exception_ptr start_error_;
+  std::vector<std::exception_ptr> hook_errors_;
+  StopOptions requested_stop_;
+  std::chrono::steady_clock::time_point stop_requested_at_{};
+  std::chrono::nanoseconds stop_duration_{0};
+};
+
+}  // namespace loopbridge::detail

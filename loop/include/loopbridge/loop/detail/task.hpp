@@ -1,0 +1,152 @@
+#pragma once
+
+#include <loopbridge/loop/detail/loop_core.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include <functional>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+namespace loopbridge::detail {
+
+template <class T>
+struct is_awaitable : std::false_type {};
+template <class T, class Executor>
+struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type {};
+
+template <class T>
+struct awaitable_value;
+template <class T, class Executor>
+struct awaitable_value<boost::asio::awaitable<T, Executor>> {
+  using type = T;
+  using executor = Executor;
+};
+
+/// What a submitted F runs: a coroutine function (returns awaitable<T>), a plain callable
+/// (returns T), or an awaitable<T> object itself.
+template <class F>
+struct task_traits {
+  using invoke_result = std::invoke_result_t<F&>;
+  static constexpr bool coroutine = is_awaitable<invoke_result>::value;
+  using result = typename std::conditional_t<coroutine, awaitable_value<invoke_result>,
+                                             std::type_identity<invoke_result>>::type;
+};
+
+/// Lets an awaitable<T> object be submitted like a coroutine function.
+template <class Awaitable>
+class AwaitableFunction {
+public:
+  explicit AwaitableFunction(Awaitable a) : awaitable_(std::move(a)) {}
+  Awaitable operator()() { return std::move(awaitable_); }
+
+private:
+  Awaitable awaitable_;
+};
+
+template <class F>
+using function_type_for =
+    std::conditional_t<is_awaitable<std::decay_t<F>>::value, AwaitableFunction<std::decay_t<F>>, std::decay_t<F>>;
+
+template <class F>
+void check_callable(const F& fn) {
+  if constexpr (requires { fn == nullptr; }) {
+    if (fn == nullptr) throw InvalidArgument("an empty callable was submitted");
+  }
+}
+
+/// Reports a coroutine that escaped its wrapper (never expected: the wrapper catches all).
+struct SpawnCompletion {
+  LoopCore* core;
+  void operator()(std::exception_ptr error) const noexcept {
+    if (error) core->report_error(error, "task entry point");
+  }
+};
+
+/// One submitted task: its result state, its loop bookkeeping and its callable, in one
+/// allocation.
+template <class T, class F>
+class Task final : public TypedState<T>, public TaskBase {
+public:
+  static constexpr bool coroutine = task_traits<F>::coroutine;
+
+  template <class G>
+  Task(Ref<LoopCore> core, TaskKind kind, G&& fn) : TaskBase(std::move(core), kind), fn_(std::forward<G>(fn)) {}
+
+  void run() noexcept override {
+    if constexpr (coroutine) {
+      auto completion = boost::asio::bind_cancellation_slot(cancel_signal.slot(), SpawnCompletion{&core()});
+      boost::asio::co_spawn(core().executor(), drive(Ref<Task>::share(this)), std::move(completion));
+    } else {
+      std::optional<Stored<T>> value;
+      std::exception_ptr error;
+      try {
+        if constexpr (std::is_void_v<T>) {
+          std::invoke(*fn_);
+        } else {
+          value.emplace(std::invoke(*fn_));
+        }
+      } catch (...) {
+        error = std::current_exception();
+      }
+      complete(std::move(value), std::move(error));
+    }
+  }
+
+  void settle_exception(std::exception_ptr error) noexcept override { this->set_exception(std::move(error)); }
+  void drop_function() noexcept override { fn_.reset(); }
+  StateBase& state() noexcept override { return *this; }
+  bool request_cancel() noexcept override { return request_cancel_any_thread(); }
+
+private:
+  void add_ref_for_queue() noexcept { this->add_ref(); }
+
+  // The callable's captures are destroyed on the loop thread before the result is published,
+  // so a host that sees the result also sees them gone.
+  void complete(std::optional<Stored<T>>&& value, std::exception_ptr error) noexcept {
+    fn_.reset();
+    std::optional<std::exception_ptr> verdict = core().conclude(*this, std::move(error));
+    if (!verdict) return;
+    if (*verdict) {
+      this->set_exception(std::move(*verdict));
+      return;
+    }
+    try {
+      if constexpr (std::is_void_v<T>) {
+        this->set_value();
+      } else {
+        this->set_value(std::move(*value));
+      }
+    } catch (...) {
+      this->set_exception(std::current_exception());
+    }
+  }
+
+  static boost::asio::awaitable<void> drive(Ref<Task> self) {
+    std::optional<Stored<T>> value;
+    std::exception_ptr error;
+    try {
+      // Built in its own statement: g++ 12 may destroy temporaries of a co_await
+      // full-expression twice.
+      auto body = std::invoke(*self->fn_);
+      if constexpr (std::is_void_v<T>) {
+        co_await std::move(body);
+      } else {
+        value.emplace(co_await std::move(body));
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+    // A cancellation that reached the body must not fire again in Asio's entry point, where
+    // it would escape io_context::run(): start the entry point's tail with a clean state.
+    co_await boost::asio::this_coro::reset_cancellation_state();
+    self->complete(std::move(value), std::move(error));
+  }
+
+  std::optional<F> fn_;
+};
+
+}  // namespace loopbridge::detail

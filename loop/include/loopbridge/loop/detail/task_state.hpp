@@ -1,0 +1,110 @@
+#pragma once
+
+#include <loopbridge/loop/detail/ref.hpp>
+#include <loopbridge/loop/errors.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+namespace loopbridge::detail {
+
+/// Told once when a state settles, on the thread that settles it.
+class Continuation {
+public:
+  virtual void on_settled() noexcept = 0;
+
+protected:
+  ~Continuation() = default;
+};
+
+/// Throws DeadlockError when the calling thread runs a loop: a blocking wait there could
+/// wait on the very thread that has to make progress.
+void check_may_block(const char* what);
+
+/// The settle-once part of a task's shared state: a futex-backed "done" word that host
+/// threads can block on with or without a deadline, and one continuation slot for waiters
+/// that must not block (coroutines on another loop, future adapters).
+class StateBase : public RefCounted {
+public:
+  bool ready() const noexcept { return (word_.load(std::memory_order_acquire) & kDone) != 0; }
+
+  /// Blocks until settled. Throws DeadlockError on a loop thread.
+  void wait() const;
+  /// Blocks until settled or the deadline; true if settled. Throws DeadlockError on a loop
+  /// thread.
+  bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+
+  /// Registers `c` to be told when this settles. False if already settled (`c` is not
+  /// registered). Throws InvalidState if another continuation is registered.
+  bool set_continuation(Continuation& c);
+  /// Takes `c` back. True if it was still registered: it will not be told.
+  bool reclaim_continuation(Continuation& c) noexcept;
+
+  /// Asks the owner of this state to cancel the work behind it. False when there is nothing
+  /// left to cancel (already settled, or nothing cancellable).
+  virtual bool request_cancel() noexcept { return false; }
+
+protected:
+  /// Publishes the stored result: wakes blocked waiters, then tells the continuation.
+  /// The caller must hold a reference across the call.
+  void publish() noexcept;
+
+private:
+  static constexpr std::uint32_t kDone = 1;
+  static constexpr std::uint32_t kWaiters = 2;
+
+  bool wait_impl(const std::chrono::steady_clock::time_point* deadline) const;
+
+  mutable std::atomic<std::uint32_t> word_{0};
+  std::atomic<Continuation*> continuation_{nullptr};
+};
+
+struct Unit {};
+
+/// Maps void to Unit so that results can be stored uniformly.
+template <class T>
+using Stored = std::conditional_t<std::is_void_v<T>, Unit, T>;
+
+/// A StateBase that holds a T or an exception.
+template <class T>
+class TypedState : public StateBase {
+public:
+  static_assert(!std::is_reference_v<T>, "loopbridge tasks return values, not references");
+
+  template <class... Args>
+  void set_value(Args&&... args) {
+    result_.template emplace<1>(std::forward<Args>(args)...);
+    publish();
+  }
+
+  void set_exception(std::exception_ptr e) noexcept {
+    result_.template emplace<2>(std::move(e));
+    publish();
+  }
+
+  /// Moves the result out, or rethrows the stored exception. Only after ready(), once.
+  T take() {
+    if (result_.index() == 2) {
+      std::exception_ptr e = std::get<2>(std::move(result_));
+      result_.template emplace<0>();
+      std::rethrow_exception(std::move(e));
+    }
+    if constexpr (std::is_void_v<T>) {
+      result_.template emplace<0>();
+    } else {
+      T value = std::get<1>(std::move(result_));
+      result_.template emplace<0>();
+      return value;
+    }
+  }
+
+private:
+  std::variant<std::monostate, Stored<T>, std::exception_ptr> result_;
+};
+
+}  // namespace loopbridge::detail

@@ -1,0 +1,108 @@
+#pragma once
+
+#include <string>
+#include <system_error>
+
+/// @file
+/// The errors loopbridge reports, as exception types and as error codes.
+///
+/// Every error loopbridge raises is a loopbridge::Error (itself a std::system_error), and
+/// its code() belongs to loopbridge::loop_category(). Catch by type to handle one case, or
+/// compare the code: `e.code() == loopbridge::errc::loop_stopped`. docs/errors.md lists when
+/// each one is raised.
+
+namespace loopbridge {
+
+/// The error codes of loopbridge::loop_category().
+enum class errc {
+  /// The task was cancelled before it finished (handle.cancel(), cancel_all() or stop()).
+  task_cancelled = 1,
+  /// The loop is stopped or stopping: the submission was refused and never ran.
+  loop_stopped,
+  /// The loop stopped while the task still ran and it did not unwind before the cancel
+  /// deadline; its coroutine frame was destroyed on the loop thread without resuming.
+  task_abandoned,
+  /// A blocking call was made on a loop thread, where it would wait on itself.
+  deadlock,
+  /// The handle is empty (moved from, or its result was already taken).
+  invalid_handle,
+  /// The object is not in a state that allows the call (start twice, submit before start,
+  /// hooks added after start, result() on a task that has not finished, ...).
+  invalid_state,
+  /// An argument is unusable (an empty callable, a negative duration, a bad thread name).
+  invalid_argument,
+  /// A lifecycle step ran past its deadline (an on_start hook, an on_stop hook).
+  timeout,
+};
+
+/// The category of loopbridge's error codes; its name() is "loopbridge".
+const std::error_category& loop_category() noexcept;
+
+/// Makes an error_code of loop_category().
+std::error_code make_error_code(errc e) noexcept;
+
+/// Base of every exception that loopbridge throws.
+class Error : public std::system_error {
+public:
+  Error(errc code, const std::string& what);
+};
+
+/// A task was cancelled before it finished. Its value, if any, was discarded.
+class TaskCancelled : public Error {
+public:
+  explicit TaskCancelled(const std::string& what = "task cancelled");
+};
+
+/// The loop is stopped or stopping: the submission was refused and never ran.
+class LoopStopped : public Error {
+public:
+  explicit LoopStopped(const std::string& what = "loop stopped");
+
+protected:
+  LoopStopped(errc code, const std::string& what);
+};
+
+/// The loop stopped while the task still ran and it did not unwind in time.
+///
+/// A LoopStopped, so that `catch (const LoopStopped&)` covers every task that a stop ended
+/// without a result.
+class TaskAbandoned : public LoopStopped {
+public:
+  explicit TaskAbandoned(const std::string& what = "task abandoned at loop stop");
+};
+
+/// A blocking call was made on a loop thread, where it would wait on itself (or on a loop
+/// that may be waiting on this one). Use `co_await handle.async_get()` there instead.
+class DeadlockError : public Error {
+public:
+  explicit DeadlockError(const std::string& what);
+};
+
+/// The handle is empty: moved from, or its result already taken.
+class InvalidHandle : public Error {
+public:
+  explicit InvalidHandle(const std::string& what);
+};
+
+/// The call is not allowed in the object's current state.
+class InvalidState : public Error {
+public:
+  explicit InvalidState(const std::string& what);
+};
+
+/// An argument is unusable.
+class InvalidArgument : public Error {
+public:
+  explicit InvalidArgument(const std::string& what);
+};
+
+/// A lifecycle step ran past its deadline.
+class Timeout : public Error {
+public:
+  explicit Timeout(const std::string& what);
+};
+
+}  // namespace loopbridge
+
+template <>
+struct std::is_error_code_enum<loopbridge::errc> : std::true_type {};

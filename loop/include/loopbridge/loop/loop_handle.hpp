@@ -1,0 +1,137 @@
+#pragma once
+
+#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/task.hpp>
+#include <loopbridge/loop/task_handle.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <cstddef>
+#include <string_view>
+#include <type_traits>
+
+namespace loopbridge {
+
+/// Where a loop is in its life.
+enum class LoopState { created, starting, running, stopping, stopped };
+
+/// The value type of the task that `submit(F)` makes: T for a coroutine function returning
+/// `awaitable<T>`, for an `awaitable<T>` itself, and for a callable returning T.
+template <class F>
+using task_result_t = typename detail::task_traits<detail::function_type_for<F>>::result;
+
+/// A copyable reference to a BackgroundLoop, for submitting work from anywhere.
+/**
+ * Everything a LoopHandle does is a command on the loop's one queue. A handle keeps the
+ * loop's shared state alive (not its thread): it may outlive the BackgroundLoop, and then
+ * its submissions settle at once with LoopStopped.
+ *
+ * @par Thread safety
+ * Distinct objects: safe. Shared objects: safe for const calls.
+ *
+ * @par After stop
+ * submit() returns a handle already settled with LoopStopped; post() throws LoopStopped;
+ * cancel_all() returns a handle settled with 0.
+ */
+class LoopHandle {
+public:
+  using executor_type = boost::asio::io_context::executor_type;
+
+  /// An empty handle; calls throw InvalidHandle.
+  LoopHandle() noexcept = default;
+
+  /// Runs `fn` on the loop thread and returns its result as a TaskHandle.
+  /**
+   * `fn` is a coroutine function returning `boost::asio::awaitable<T>` (spawned on the loop;
+   * cancellable at its suspension points), a plain callable returning T (run inline on the
+   * loop thread; cancellable until it starts), or an `awaitable<T>` object. T may be void or
+   * move-only. `fn` is stored with the task and destroyed on the loop thread before the
+   * handle settles. Commands from one thread run in the order submitted.
+   *
+   * @par Throws
+   * InvalidArgument for an empty callable, InvalidState before start(). A stopping or
+   * stopped loop does not throw: the handle comes back settled with LoopStopped.
+   */
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn) const {
+    return TaskHandle<task_result_t<F>>(make_task(std::forward<F>(fn), detail::TaskKind::task));
+  }
+
+  /// Fire-and-forget: runs `fn` (as submit() does) with no handle to wait on.
+  /**
+   * An exception it throws goes to the loop's error handler (LoopOptions::error_handler;
+   * by default printed to stderr) and is counted; never lost, never std::terminate. Posted
+   * work is cancelled at stop like any task.
+   *
+   * @par Throws
+   * LoopStopped when the loop no longer accepts work (so nothing vanishes silently; a post
+   * that races the stop and loses is reported to the error handler), InvalidArgument,
+   * InvalidState as submit().
+   */
+  template <class F>
+  void post(F&& fn) const {
+    auto task = make_task(std::forward<F>(fn), detail::TaskKind::detached);
+    if (task->ready()) task->take();  // refused at the call: rethrows LoopStopped
+  }
+
+  /// Cancels every task in flight on the loop; the handle settles, once all of them have
+  /// finished unwinding, with how many there were. Tasks submitted after it are untouched.
+  TaskHandle<std::size_t> cancel_all() const { return TaskHandle<std::size_t>(core().cancel_all()); }
+
+  /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
+  /// co_spawn). Valid until the loop has stopped; work posted to it directly is not tracked
+  /// by loopbridge (prefer submit()).
+  executor_type executor() const { return core().executor(); }
+
+  LoopState state() const { return static_cast<LoopState>(core().lifecycle()); }
+  /// Commands waiting in the queue (submissions, cancels, stop) not yet run by the loop.
+  std::size_t queue_depth() const { return core().queue_depth(); }
+  /// Errors sent to the error handler so far.
+  std::uint64_t unhandled_errors() const { return core().unhandled_errors(); }
+  std::string_view name() const { return core().name(); }
+  /// True when called on this loop's thread.
+  bool on_loop_thread() const noexcept { return core_ && detail::this_thread_core() == core_.get(); }
+
+  explicit operator bool() const noexcept { return static_cast<bool>(core_); }
+  friend bool operator==(const LoopHandle& a, const LoopHandle& b) noexcept { return a.core_.get() == b.core_.get(); }
+
+protected:
+  explicit LoopHandle(detail::Ref<detail::LoopCore> core) noexcept : core_(std::move(core)) {}
+
+  detail::LoopCore& core() const {
+    if (!core_) throw InvalidHandle("empty LoopHandle");
+    return *core_;
+  }
+
+private:
+  template <class F>
+  auto make_task(F&& fn, detail::TaskKind kind) const {
+    using Function = detail::function_type_for<F>;
+    using Result = task_result_t<F>;
+    using Traits = detail::task_traits<Function>;
+    if constexpr (Traits::coroutine) {
+      static_assert(std::is_same_v<typename detail::awaitable_value<typename Traits::invoke_result>::executor,
+                                   boost::asio::any_io_executor>,
+                    "loopbridge runs awaitable<T> (any_io_executor) coroutines");
+    }
+    detail::check_callable(fn);
+    detail::LoopCore& loop = core();
+    const bool accepting = loop.accepting();
+    auto* task = new detail::Task<Result, Function>(core_, kind, Function(std::forward<F>(fn)));
+    auto handle = detail::Ref<detail::TypedState<Result>>::adopt(task);
+    if (!accepting) {
+      loop.reject_at_call(*task);
+      return handle;
+    }
+    task->add_ref();  // the queue's
+    if (!loop.push(*task)) {
+      task->release();
+      loop.reject_at_call(*task);
+    }
+    return handle;
+  }
+
+  detail::Ref<detail::LoopCore> core_;
+};
+
+}  // namespace loopbridge

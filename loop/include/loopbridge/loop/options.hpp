@@ -1,0 +1,68 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace loopbridge {
+
+/// Receives every error that has no future to go to: exceptions from fire-and-forget posts,
+/// posts refused by a stopping loop, errors raised by a task while it was being cancelled,
+/// on_stop hook errors when the destructor stops the loop. Called on the thread where the
+/// error surfaced (usually the loop thread); it must not throw (what it throws is dropped).
+using ErrorHandler = std::function<void(std::exception_ptr error, std::string_view context)>;
+
+/// How stop() treats work still in flight. See docs/lifecycle.md.
+struct StopOptions {
+  /// How long in-flight tasks may go on running before they are cancelled. Zero cancels at
+  /// once.
+  std::chrono::nanoseconds drain_timeout{0};
+  /// How long cancelled tasks have to unwind before they are abandoned.
+  std::chrono::nanoseconds cancel_timeout{std::chrono::seconds(5)};
+  /// How long each on_stop hook may run before it is cancelled (then it has cancel_timeout
+  /// to unwind).
+  std::chrono::nanoseconds hook_timeout{std::chrono::seconds(5)};
+};
+
+/// How a BackgroundLoop is set up.
+struct LoopOptions {
+  /// The loop thread's name, as shown in /proc/self/task/*/comm and by debuggers: 1 to 15
+  /// bytes (the Linux limit), no NUL.
+  std::string name = "loopbridge";
+  /// How long the on_start hooks may take, all together, before start() cancels them and
+  /// throws Timeout.
+  std::chrono::nanoseconds start_timeout{std::chrono::seconds(30)};
+  /// The deadlines the destructor stops with.
+  StopOptions destructor_stop{};
+  /// Where errors without a future go. Empty: print to stderr. Either way they are counted
+  /// (BackgroundLoop::unhandled_errors()).
+  ErrorHandler error_handler{};
+};
+
+/// What a stop did. Counts cover the loop's whole life.
+struct ShutdownReport {
+  std::uint64_t submitted = 0;  ///< tasks and posts accepted or refused
+  std::uint64_t completed = 0;  ///< finished with a value
+  std::uint64_t failed = 0;     ///< finished with an exception of their own
+  std::uint64_t cancelled = 0;  ///< ended by a cancel (cancel(), cancel_all() or stop)
+  std::uint64_t abandoned = 0;  ///< still running past the cancel deadline at stop
+  std::uint64_t rejected = 0;   ///< refused because the loop was stopping or stopped
+  /// Errors thrown by on_stop hooks (or a hook's Timeout), in the order the hooks ran.
+  std::vector<std::exception_ptr> hook_errors;
+  /// From the stop request to the loop thread's end.
+  std::chrono::nanoseconds duration{0};
+  /// True when the loop thread was joined. False when stop() ran on the loop thread itself
+  /// (it only requested the stop), and when the loop thread did not end within the stop's
+  /// deadlines (a callable blocking the thread): then the thread was detached and goes on
+  /// alone, holding what it needs.
+  bool joined = false;
+
+  /// One human-readable line.
+  std::string summary() const;
+};
+
+}  // namespace loopbridge

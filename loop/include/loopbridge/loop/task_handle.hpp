@@ -1,0 +1,157 @@
+#pragma once
+
+#include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
+#include <loopbridge/loop/errors.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <future>
+#include <utility>
+
+namespace loopbridge {
+
+/// The result of a task submitted to a loop: a move-only future with cancellation.
+/**
+ * A TaskHandle settles exactly once: with the task's value, with the exception it threw
+ * (rethrown with its original type), with TaskCancelled when a cancel reached it before it
+ * finished, or with LoopStopped / TaskAbandoned when the loop stopped first. Every handle
+ * settles: stop() and cancel_all() release threads blocked in get().
+ *
+ * Destroying a handle does not cancel the task (as with asyncio futures): the task runs to
+ * its end and its result is dropped. Call cancel() first if that is what you want.
+ *
+ * @par Blocking
+ * get(), wait(), wait_for() and wait_until() block the calling thread. On any loop thread
+ * they throw DeadlockError at once instead: a coroutine there uses `co_await async_get()`,
+ * which suspends only the coroutine.
+ *
+ * @par Thread safety
+ * Distinct handles: safe. One handle: cancel(), ready() and the waits may be called from
+ * several threads at once; get(), result(), on_settled(), assignment and destruction need
+ * exclusive access.
+ *
+ * @par After stop
+ * Every handle of a stopped loop has settled; nothing blocks.
+ */
+template <class T>
+class TaskHandle {
+public:
+  using value_type = T;
+
+  /// An empty handle: every call but valid() throws InvalidHandle.
+  TaskHandle() noexcept = default;
+  TaskHandle(TaskHandle&& other) noexcept = default;
+  TaskHandle& operator=(TaskHandle&& other) noexcept = default;
+  TaskHandle(const TaskHandle&) = delete;
+  TaskHandle& operator=(const TaskHandle&) = delete;
+
+  /// False for an empty handle: default-constructed, moved from, or already taken by
+  /// get(), result() or on_settled().
+  bool valid() const noexcept { return state_ && !taken_; }
+
+  /// True once the task has settled. Never blocks.
+  bool ready() const { return checked().ready(); }
+
+  /// Blocks until the task settles. Throws DeadlockError on a loop thread.
+  void wait() const { checked().wait(); }
+
+  /// Blocks until the task settles or `timeout` passes; never cancels anything.
+  /// Throws DeadlockError on a loop thread, InvalidArgument for a negative timeout.
+  template <class Rep, class Period>
+  std::future_status wait_for(std::chrono::duration<Rep, Period> timeout) const {
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_for timeout");
+    auto now = std::chrono::steady_clock::now();
+    auto room = std::chrono::steady_clock::time_point::max() - now;
+    auto deadline = timeout >= room ? std::chrono::steady_clock::time_point::max()
+                                    : now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+    return checked().wait_until(deadline) ? std::future_status::ready : std::future_status::timeout;
+  }
+
+  /// Blocks until the task settles or `deadline` passes; never cancels anything.
+  template <class Clock, class Duration>
+  std::future_status wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
+    for (;;) {
+      auto left = deadline - Clock::now();
+      if (left <= decltype(left)::zero()) return ready() ? std::future_status::ready : std::future_status::timeout;
+      if (wait_for(left) == std::future_status::ready) return std::future_status::ready;
+    }
+  }
+
+  /// Blocks until the task settles, then returns its value or rethrows its exception.
+  /// Takes the result: the handle is empty afterwards.
+  /// Throws DeadlockError on a loop thread (the handle keeps its result).
+  T get() {
+    wait();
+    return take();
+  }
+
+  /// The result of a settled task, without blocking (asyncio's Future.result()); allowed on
+  /// any thread. Throws InvalidState if the task has not settled. Takes the result.
+  T result() {
+    if (!ready()) throw InvalidState("result() on a task that has not settled");
+    return take();
+  }
+
+  /// Asks the task to stop. The request travels through the loop's queue and reaches a
+  /// running coroutine as an Asio cancellation signal (its pending operation completes with
+  /// operation_aborted); a task that has not started yet never runs. If the task had not
+  /// finished when the request arrived, it settles with TaskCancelled.
+  /// Returns false when the task had already settled. Never blocks; any thread.
+  bool cancel() { return checked().request_cancel(); }
+
+  /// Waits for the task without blocking the thread: an Asio asynchronous operation with
+  /// signature `void(boost::system::error_code)`, usable with any completion token. The
+  /// error is operation_aborted when the waiting operation itself was cancelled; otherwise
+  /// the result is ready for result(). From a coroutine on a loopbridge loop the wait
+  /// supports cancellation and its completion runs on that loop; from anywhere else it
+  /// completes on the handler's associated executor.
+  template <class CompletionToken = boost::asio::default_completion_token_t<boost::asio::any_io_executor>>
+  auto async_wait(CompletionToken&& token = {}) {
+    return boost::asio::async_initiate<CompletionToken, void(boost::system::error_code)>(
+        detail::InitiateWait{}, token, detail::Ref<detail::StateBase>::share(&checked()));
+  }
+
+  /// `co_await handle.async_get()`: suspends the coroutine (not the thread) until the task
+  /// settles, then returns its value or rethrows its exception. Works across loops. The
+  /// handle must outlive the co_await.
+  boost::asio::awaitable<T> async_get() {
+    auto wait_op = async_wait(boost::asio::use_awaitable);
+    co_await std::move(wait_op);
+    co_return take();
+  }
+
+  /// Calls `fn(TaskHandle<T>&& settled)` once the task settles, on the thread that settles
+  /// it (usually the loop thread: fn must not block), or at once on this thread if it has
+  /// settled already. Consumes the handle; `settled.result()` reads the outcome. Exceptions
+  /// from fn are dropped.
+  template <class Fn>
+  void on_settled(Fn&& fn) && {
+    detail::StateBase& state = checked();
+    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, std::move(*this), std::forward<Fn>(fn));
+  }
+
+  /// Internal: wraps a task's state.
+  explicit TaskHandle(detail::Ref<detail::TypedState<T>> state) noexcept : state_(std::move(state)) {}
+
+private:
+  detail::TypedState<T>& checked() const {
+    if (!state_) throw InvalidHandle("empty TaskHandle (moved from or default-constructed)");
+    if (taken_) throw InvalidHandle("the TaskHandle's result was already taken");
+    return *state_;
+  }
+
+  T take() {
+    detail::TypedState<T>& state = checked();
+    taken_ = true;
+    return state.take();
+  }
+
+  detail::Ref<detail::TypedState<T>> state_;
+  bool taken_ = false;
+};
+
+}  // namespace loopbridge

@@ -1,0 +1,133 @@
+#include <loopbridge/loop/background_loop.hpp>
+
+#include <boost/chrono.hpp>
+
+#include <cstdio>
+#include <sstream>
+
+namespace loopbridge {
+namespace {
+
+void check_stop_options(const StopOptions& o) {
+  auto negative = [](std::chrono::nanoseconds d) { return d < std::chrono::nanoseconds::zero(); };
+  if (negative(o.drain_timeout) || negative(o.cancel_timeout) || negative(o.hook_timeout)) {
+    throw InvalidArgument("stop deadlines must not be negative");
+  }
+}
+
+// How long after the stop's own deadlines the host still waits for the loop thread.
+constexpr std::chrono::seconds kJoinMargin{2};
+
+}  // namespace
+
+std::string ShutdownReport::summary() const {
+  std::ostringstream out;
+  out << "submitted " << submitted << ", completed " << completed << ", failed " << failed << ", cancelled "
+      << cancelled << ", abandoned " << abandoned << ", rejected " << rejected << ", hook errors "
+      << hook_errors.size() << ", "
+      << std::chrono::duration_cast<std::chrono::microseconds>(duration).count() << " us"
+      << (joined ? "" : ", thread not joined");
+  return out.str();
+}
+
+BackgroundLoop* current_loop() noexcept {
+  detail::LoopCore* core = detail::this_thread_core();
+  return core ? core->owner() : nullptr;
+}
+
+BackgroundLoop::BackgroundLoop(LoopOptions options)
+    : LoopHandle(detail::Ref<detail::LoopCore>::adopt(new detail::LoopCore(std::move(options)))) {
+  core().set_owner(this);
+}
+
+BackgroundLoop::~BackgroundLoop() {
+  detail::LoopCore& loop = core();
+  if (loop.lifecycle() != detail::Lifecycle::created && detail::this_thread_core() != nullptr) {
+    // Joining here would wait on a loop thread (this one, or one that may wait on us).
+    loop.set_owner(nullptr);
+    loop.request_stop(StopOptions{});
+    if (thread_.joinable()) thread_.detach();
+    loop.report_error(std::make_exception_ptr(DeadlockError("BackgroundLoop destroyed on a loop thread")),
+                      "BackgroundLoop destructor (the loop stops on its own; its thread was detached)");
+    return;
+  }
+  try {
+    stop(loop.destructor_stop());
+  } catch (...) {
+    loop.report_error(std::current_exception(), "BackgroundLoop destructor");
+  }
+  loop.set_owner(nullptr);
+}
+
+void BackgroundLoop::on_start(Hook hook) { add_hooks(std::move(hook), nullptr); }
+void BackgroundLoop::on_stop(Hook hook) { add_hooks(nullptr, std::move(hook)); }
+void BackgroundLoop::on_start_stop(Hook start, Hook stop) {
+  if (!start || !stop) throw InvalidArgument("on_start_stop needs both hooks");
+  add_hooks(std::move(start), std::move(stop));
+}
+
+void BackgroundLoop::add_hooks(Hook start, Hook stop) {
+  std::lock_guard lock(lifecycle_mutex_);
+  core().add_hook({std::move(start), std::move(stop)});
+}
+
+void BackgroundLoop::start() {
+  std::lock_guard lock(lifecycle_mutex_);
+  detail::LoopCore& loop = core();
+  if (!loop.begin_start()) {
+    throw InvalidState(loop.lifecycle() == detail::Lifecycle::stopped ? "a stopped loop cannot be restarted"
+                                                                       : "start() called twice");
+  }
+  try {
+    detail::Ref<detail::LoopCore> keep = detail::Ref<detail::LoopCore>::share(&loop);
+    thread_ = boost::thread([keep]() noexcept { keep->thread_main(); });
+  } catch (...) {
+    loop.mark_start_failed_before_thread();
+    throw;
+  }
+  try {
+    loop.wait_started();
+  } catch (...) {
+    thread_.join();
+    final_report_ = loop.report();
+    final_report_->joined = true;
+    throw;
+  }
+}
+
+ShutdownReport BackgroundLoop::stop(StopOptions options) {
+  check_stop_options(options);
+  detail::LoopCore& loop = core();
+  if (on_loop_thread()) {
+    loop.request_stop(options);
+    ShutdownReport report = loop.report();
+    report.joined = false;
+    return report;
+  }
+  if (detail::this_thread_core() != nullptr) {
+    throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
+  }
+  std::lock_guard lock(lifecycle_mutex_);
+  if (final_report_) return *final_report_;
+  if (loop.lifecycle() == detail::Lifecycle::created) {
+    loop.mark_start_failed_before_thread();
+    final_report_ = loop.report();
+    final_report_->joined = true;
+    return *final_report_;
+  }
+  loop.request_stop(options);
+  const auto deadline = std::chrono::steady_clock::now() + loop.stop_budget() + kJoinMargin;
+  bool finished = loop.wait_finished(deadline);
+  if (finished) {
+    thread_.join();
+  } else {
+    thread_.detach();
+    loop.report_error(std::make_exception_ptr(Timeout("the loop thread did not end within the stop's deadlines")),
+                      "stop (the thread was detached; a callable may be blocking it)");
+  }
+  final_report_ = loop.report();
+  final_report_->joined = finished;
+  return *final_report_;
+}
+
+}  // namespace loopbridge

@@ -1,0 +1,47 @@
+#include <loopbridge/loop/errors.hpp>
+
+namespace loopbridge {
+namespace {
+
+class LoopCategory final : public std::error_category {
+public:
+  const char* name() const noexcept override { return "loopbridge"; }
+
+  std::string message(int value) const override {
+    switch (static_cast<errc>(value)) {
+      case errc::task_cancelled: return "task cancelled";
+      case errc::loop_stopped: return "loop stopped";
+      case errc::task_abandoned: return "task abandoned at loop stop";
+      case errc::deadlock: return "blocking call on a loop thread";
+      case errc::invalid_handle: return "invalid task handle";
+      case errc::invalid_state: return "invalid state for this call";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::timeout: return "deadline passed";
+    }
+    return "unknown loopbridge error";
+  }
+};
+
+}  // namespace
+
+const std::error_category& loop_category() noexcept {
+  static const LoopCategory category;
+  return category;
+}
+
+std::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), loop_category()};
+}
+
+Error::Error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+TaskCancelled::TaskCancelled(const std::string& what) : Error(errc::task_cancelled, what) {}
+LoopStopped::LoopStopped(const std::string& what) : Error(errc::loop_stopped, what) {}
+LoopStopped::LoopStopped(errc code, const std::string& what) : Error(code, what) {}
+TaskAbandoned::TaskAbandoned(const std::string& what) : LoopStopped(errc::task_abandoned, what) {}
+DeadlockError::DeadlockError(const std::string& what) : Error(errc::deadlock, what) {}
+InvalidHandle::InvalidHandle(const std::string& what) : Error(errc::invalid_handle, what) {}
+InvalidState::InvalidState(const std::string& what) : Error(errc::invalid_state, what) {}
+InvalidArgument::InvalidArgument(const std::string& what) : Error(errc::invalid_argument, what) {}
+Timeout::Timeout(const std::string& what) : Error(errc::timeout, what) {}
+
+}  // namespace loopbridge

@@ -1,0 +1,246 @@
+// The loop thread's life: the start sequence, the stop sequence and the final teardown.
+
+#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/task.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <pthread.h>
+
+namespace loopbridge::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// now + d, saturating instead of overflowing for huge durations.
+Clock::time_point deadline_after(std::chrono::nanoseconds d) {
+  auto now = Clock::now();
+  auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::time_point::max() - now);
+  return d >= room ? Clock::time_point::max() : now + std::chrono::duration_cast<Clock::duration>(d);
+}
+
+struct SequenceCompletion {
+  LoopCore* core;
+  void operator()(std::exception_ptr error) const noexcept {
+    if (error) core->report_error(error, "loop lifecycle");
+  }
+};
+
+}  // namespace
+
+bool LoopCore::begin_start() noexcept {
+  Lifecycle expected = Lifecycle::created;
+  return lifecycle_.compare_exchange_strong(expected, Lifecycle::starting, std::memory_order_acq_rel);
+}
+
+void LoopCore::thread_main() noexcept {
+  ::pthread_setname_np(::pthread_self(), options_.name.c_str());
+  set_this_thread_core(this);
+  progress_timer_.emplace(io_);
+  start_in_progress_ = true;
+  boost::asio::co_spawn(io_, start_sequence(), SequenceCompletion{this});
+  for (;;) {
+    try {
+      io_.run();
+      break;
+    } catch (...) {
+      // Only code that used the executor directly can get here: loopbridge's own handlers
+      // catch everything. The loop goes on.
+      report_error(std::current_exception(), "a handler run by the loop");
+    }
+  }
+  progress_timer_.reset();
+  // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
+  // the callables whose captures those frames may still use.
+  io_.shutdown();
+  for (TaskBase* task : abandoned_) {
+    task->drop_function();
+    task->state().release();
+  }
+  abandoned_.clear();
+  set_this_thread_core(nullptr);
+  {
+    std::lock_guard lock(latch_mutex_);
+    finished_ = true;
+  }
+  latch_cv_.notify_all();
+}
+
+boost::asio::awaitable<bool> LoopCore::wait_until(const std::function<bool()>& done, Clock::time_point deadline) {
+  while (!done()) {
+    if (Clock::now() >= deadline) co_return false;
+    progress_timer_->expires_at(deadline);
+    waiting_for_progress_ = true;
+    boost::system::error_code ignored;
+    auto wait = progress_timer_->async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ignored));
+    co_await std::move(wait);
+    waiting_for_progress_ = false;
+  }
+  co_return true;
+}
+
+boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, Clock::time_point deadline,
+                                                             const char* which) {
+  using HookTask = Task<void, Hook>;
+  auto task = Ref<HookTask>::adopt(new HookTask(Ref<LoopCore>::share(this), TaskKind::hook, hook));
+  start_task(*task);
+  auto finished = [&] { return task->ready(); };
+  if (!co_await wait_until(finished, deadline)) {
+    deliver_cancel(*task);
+    if (!co_await wait_until(finished, deadline_after(active_stop_.cancel_timeout))) {
+      task->settled = true;
+      task->add_ref();
+      abandoned_.push_back(task.get());
+      task->settle_exception(std::make_exception_ptr(TaskAbandoned("hook abandoned")));
+    }
+    co_return std::make_exception_ptr(Timeout(std::string(which) + " hook ran past its deadline"));
+  }
+  std::exception_ptr error;
+  try {
+    task->take();
+  } catch (...) {
+    error = std::current_exception();
+  }
+  co_return error;
+}
+
+boost::asio::awaitable<void> LoopCore::start_sequence() {
+  const auto deadline = deadline_after(options_.start_timeout);
+  // A start hook that times out gets the destructor's cancel deadline to unwind.
+  active_stop_ = options_.destructor_stop;
+  std::exception_ptr error;
+  std::size_t entry = 0;
+  for (; entry < hooks_.size(); ++entry) {
+    if (!hooks_[entry].on_start) continue;
+    error = co_await run_hook(hooks_[entry].on_start, deadline, "on_start");
+    if (error) break;
+  }
+  hooks_started_ = entry;
+  start_in_progress_ = false;
+  if (!error) {
+    Lifecycle expected = Lifecycle::starting;
+    lifecycle_.compare_exchange_strong(expected, Lifecycle::running, std::memory_order_acq_rel);
+    {
+      std::lock_guard lock(latch_mutex_);
+      started_ = true;
+    }
+    latch_cv_.notify_all();
+    if (stop_after_start_) execute_stop();
+    co_return;
+  }
+  // Undo the hooks that succeeded, end whatever they submitted, and report the error once
+  // the thread is gone (wait_started() waits for the finish latch).
+  {
+    std::lock_guard lock(latch_mutex_);
+    start_error_ = error;
+  }
+  lifecycle_.store(Lifecycle::stopping, std::memory_order_release);
+  stop_requested_.store(true, std::memory_order_release);
+  {
+    std::lock_guard lock(latch_mutex_);
+    stop_requested_at_ = Clock::now();
+  }
+  stop_executed_ = true;
+  for (std::size_t i = entry; i-- > 0;) {
+    if (!hooks_[i].on_stop) continue;
+    auto hook_error = co_await run_hook(hooks_[i].on_stop, deadline_after(active_stop_.hook_timeout), "on_stop");
+    if (hook_error) report_error(hook_error, "on_stop hook after a failed start");
+  }
+  co_await wind_down();
+}
+
+void LoopCore::execute_stop() noexcept {
+  if (stop_executed_) return;
+  if (start_in_progress_) {
+    stop_after_start_ = true;
+    return;
+  }
+  stop_executed_ = true;
+  {
+    std::lock_guard lock(latch_mutex_);
+    active_stop_ = requested_stop_;
+  }
+  boost::asio::co_spawn(io_, stop_sequence(), SequenceCompletion{this});
+}
+
+boost::asio::awaitable<void> LoopCore::stop_sequence() {
+  for (std::size_t i = hooks_started_; i-- > 0;) {
+    if (!hooks_[i].on_stop) continue;
+    auto error = co_await run_hook(hooks_[i].on_stop, deadline_after(active_stop_.hook_timeout), "on_stop");
+    if (error) {
+      std::lock_guard lock(latch_mutex_);
+      hook_errors_.push_back(error);
+    }
+  }
+  co_await wind_down();
+}
+
+boost::asio::awaitable<void> LoopCore::wind_down() {
+  auto idle = [this] { return in_flight_head_ == nullptr; };
+  if (active_stop_.drain_timeout > std::chrono::nanoseconds::zero()) {
+    co_await wait_until(idle, deadline_after(active_stop_.drain_timeout));
+  }
+  for (TaskBase* task = in_flight_head_; task != nullptr;) {
+    TaskBase* next = task->next_in_flight;
+    deliver_cancel(*task);
+    task = next;
+  }
+  co_await wait_until(idle, deadline_after(active_stop_.cancel_timeout));
+  abandon_remaining();
+  co_await settle_pending_waits();
+  finalize();
+}
+
+void LoopCore::register_wait(PendingWait& wait) noexcept {
+  wait.prev_wait = nullptr;
+  wait.next_wait = waits_head_;
+  if (waits_head_) waits_head_->prev_wait = &wait;
+  waits_head_ = &wait;
+}
+
+void LoopCore::unregister_wait(PendingWait& wait) noexcept {
+  (wait.prev_wait ? wait.prev_wait->next_wait : waits_head_) = wait.next_wait;
+  if (wait.next_wait) wait.next_wait->prev_wait = wait.prev_wait;
+  wait.prev_wait = wait.next_wait = nullptr;
+}
+
+boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
+  for (PendingWait* wait = waits_head_; wait != nullptr;) {
+    PendingWait* next = wait->next_wait;
+    if (wait->awaited().reclaim_continuation(*wait)) wait->destroy_now();
+    wait = next;
+  }
+  // The rest were taken by the threads settling them (or by a cancel), and each is being
+  // pushed to this queue right now: run them as they arrive.
+  const auto deadline = deadline_after(std::chrono::seconds(1));
+  while (waits_head_ != nullptr && Clock::now() < deadline) {
+    drain();
+    if (waits_head_ == nullptr) break;
+    auto yield = boost::asio::post(io_, boost::asio::use_awaitable);
+    co_await std::move(yield);
+  }
+}
+
+void LoopCore::finalize() noexcept {
+  std::size_t ran = 0;
+  for (Command* command = queue_.close(); command != nullptr; ++ran) {
+    Command* next = command->next_in_queue;
+    command->discard(*this);
+    command = next;
+  }
+  queue_.ran(ran);
+  for (auto& group : pending_cancel_alls_) group->set_value(group->cancelled);
+  pending_cancel_alls_.clear();
+  {
+    std::lock_guard lock(latch_mutex_);
+    stop_duration_ = Clock::now() - stop_requested_at_;
+  }
+  lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
+  work_.reset();
+  io_.stop();
+}
+
+}  // namespace loopbridge::detail

@@ -1,0 +1,96 @@
+#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
+
+#include <climits>
+#include <ctime>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace loopbridge::detail {
+namespace {
+
+// A settled sentinel for the continuation slot: never dereferenced.
+Continuation* settled_marker() noexcept {
+  static char marker;
+  return reinterpret_cast<Continuation*>(&marker);
+}
+
+// Waits while *word == expected, until an absolute CLOCK_MONOTONIC deadline (steady_clock's
+// clock on Linux) or forever. Spurious returns are fine: callers re-check.
+void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                const std::chrono::steady_clock::time_point* deadline) {
+  timespec ts{};
+  timespec* tsp = nullptr;
+  if (deadline) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
+    if (ns < 0) ns = 0;
+    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+    tsp = &ts;
+  }
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE, expected, tsp,
+            nullptr, FUTEX_BITSET_MATCH_ANY);
+}
+
+void futex_wake_all(std::atomic<std::uint32_t>& word) {
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr,
+            0);
+}
+
+}  // namespace
+
+void check_may_block(const char* what) {
+  if (this_thread_core() != nullptr) {
+    throw DeadlockError(std::string(what) +
+                        " would block a loop thread; co_await handle.async_get() from a coroutine instead");
+  }
+}
+
+void StateBase::wait() const {
+  check_may_block("TaskHandle wait");
+  wait_impl(nullptr);
+}
+
+bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
+  check_may_block("TaskHandle wait");
+  return wait_impl(&deadline);
+}
+
+bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline) const {
+  auto& word = word_;
+  std::uint32_t w = word.load(std::memory_order_acquire);
+  while ((w & kDone) == 0) {
+    if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
+    if ((w & kWaiters) == 0 &&
+        !word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acquire, std::memory_order_acquire)) {
+      continue;
+    }
+    futex_wait(word, w | kWaiters, deadline);
+    w = word.load(std::memory_order_acquire);
+  }
+  return true;
+}
+
+void StateBase::publish() noexcept {
+  if (word_.fetch_or(kDone, std::memory_order_acq_rel) & kWaiters) futex_wake_all(word_);
+  Continuation* c = continuation_.exchange(settled_marker(), std::memory_order_acq_rel);
+  if (c != nullptr) c->on_settled();
+}
+
+bool StateBase::set_continuation(Continuation& c) {
+  Continuation* expected = nullptr;
+  if (continuation_.compare_exchange_strong(expected, &c, std::memory_order_acq_rel, std::memory_order_acquire)) {
+    return true;
+  }
+  if (expected == settled_marker()) return false;
+  throw InvalidState("the task is already being awaited elsewhere");
+}
+
+bool StateBase::reclaim_continuation(Continuation& c) noexcept {
+  Continuation* expected = &c;
+  return continuation_.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel,
+                                               std::memory_order_acquire);
+}
+
+}  // namespace loopbridge::detail
