@@ -89,8 +89,7 @@ void BackgroundLoop::start() {
     loop.wait_started();
   } catch (...) {
     thread_.join();
-    final_report_ = loop.report();
-    final_report_->joined = true;
+    joined_ = true;
     throw;
   }
 }
@@ -108,12 +107,11 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
     throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
   }
   std::lock_guard lock(lifecycle_mutex_);
-  if (final_report_) return *final_report_;
+  if (joined_) return final_report();
   if (loop.lifecycle() == detail::Lifecycle::created) {
     loop.mark_start_failed_before_thread();
-    final_report_ = loop.report();
-    final_report_->joined = true;
-    return *final_report_;
+    joined_ = true;
+    return final_report();
   }
   loop.request_stop(options);
   const auto deadline = std::chrono::steady_clock::now() + loop.stop_budget() + kJoinMargin;
@@ -125,9 +123,14 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
     loop.report_error(std::make_exception_ptr(Timeout("the loop thread did not end within the stop's deadlines")),
                       "stop (the thread was detached; a callable may be blocking it)");
   }
-  final_report_ = loop.report();
-  final_report_->joined = finished;
-  return *final_report_;
+  joined_ = finished;
+  return final_report();
+}
+
+ShutdownReport BackgroundLoop::final_report() const {
+  ShutdownReport report = core().report();
+  report.joined = *joined_;
+  return report;
 }
 
 }  // namespace loopbridge

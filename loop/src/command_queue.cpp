@@ -23,12 +23,12 @@ Command* reverse(Command* newest_first) noexcept {
 }  // namespace
 
 CommandQueue::PushResult CommandQueue::push(Command& command) noexcept {
-  // Counted before the push so that the consumer never subtracts what was not yet added.
-  depth_.fetch_add(1, std::memory_order_relaxed);
+  // Counted before the push, so that depth() never sees a command run before it was counted.
+  pushed_.fetch_add(1, std::memory_order_relaxed);
   Command* head = head_.load(std::memory_order_relaxed);
   do {
     if (head == closed_marker()) {
-      depth_.fetch_sub(1, std::memory_order_relaxed);
+      pushed_.fetch_sub(1, std::memory_order_relaxed);
       return PushResult::closed;
     }
     command.next_in_queue = head;

@@ -167,13 +167,12 @@ void LoopCore::report_error(std::exception_ptr error, std::string_view context) 
 // ---------------------------------------------------------------- loop thread
 
 void LoopCore::drain() noexcept {
-  std::size_t ran = 0;
-  for (Command* command = queue_.take_all(); command != nullptr; ++ran) {
+  for (Command* command = queue_.take_all(); command != nullptr;) {
     Command* next = command->next_in_queue;
+    queue_.ran_one();
     command->execute(*this);
     command = next;
   }
-  queue_.ran(ran);
 }
 
 void LoopCore::bump(std::atomic<std::uint64_t>& counter) noexcept {

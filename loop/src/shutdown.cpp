@@ -225,13 +225,12 @@ boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
 }
 
 void LoopCore::finalize() noexcept {
-  std::size_t ran = 0;
-  for (Command* command = queue_.close(); command != nullptr; ++ran) {
+  for (Command* command = queue_.close(); command != nullptr;) {
     Command* next = command->next_in_queue;
     command->discard(*this);
+    queue_.ran_one();
     command = next;
   }
-  queue_.ran(ran);
   for (auto& group : pending_cancel_alls_) group->set_value(group->cancelled);
   pending_cancel_alls_.clear();
   {

@@ -25,7 +25,13 @@ void fulfil(Promise& promise, TaskHandle<T>& settled) {
       promise.set_value(settled.result());
     }
   } catch (...) {
-    promise.set_exception(std::current_exception());
+    if constexpr (requires { promise.set_exception(boost::exception_ptr()); }) {
+      // boost::promise takes a std::exception_ptr as an exception *object*; wrapped, it
+      // rethrows the original exception.
+      promise.set_exception(boost::exception_ptr(std::current_exception()));
+    } else {
+      promise.set_exception(std::current_exception());
+    }
   }
 }
 

@@ -80,8 +80,8 @@ public:
 
   /// Stops the loop and joins its thread; see the class comment for the sequence.
   /**
-   * Idempotent: later calls (from any thread) wait for the first to finish and return the
-   * same report. On this loop's own thread it requests the stop with `options` and returns
+   * Idempotent: later calls (from any thread) wait for the first to finish and return its
+   * report, with the counts brought up to date (refused submissions go on counting). On this loop's own thread it requests the stop with `options` and returns
    * at once (report.joined == false). A loop never started becomes stopped.
    *
    * @par Blocking
@@ -99,7 +99,10 @@ private:
 
   std::mutex lifecycle_mutex_;
   boost::thread thread_;
-  std::optional<ShutdownReport> final_report_;
+  ShutdownReport final_report() const;
+
+  // Set once the stop has ended: whether the thread was joined.
+  std::optional<bool> joined_;
 };
 
 /// The BackgroundLoop whose thread runs the caller (asyncio's get_running_loop), or null on

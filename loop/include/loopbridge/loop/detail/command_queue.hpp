@@ -42,14 +42,20 @@ public:
   Command* close() noexcept;
   bool closed() const noexcept;
 
-  /// Commands pushed and not yet taken and run.
-  std::size_t depth() const noexcept { return depth_.load(std::memory_order_relaxed); }
-  /// The consumer reports how many taken commands it has run.
-  void ran(std::size_t count) noexcept { depth_.fetch_sub(count, std::memory_order_relaxed); }
+  /// Commands pushed and not yet started.
+  std::size_t depth() const noexcept {
+    // Read ran_ first: pushed_ can only have grown since, so the difference never wraps.
+    std::size_t ran = ran_.load(std::memory_order_relaxed);
+    std::size_t pushed = pushed_.load(std::memory_order_relaxed);
+    return pushed > ran ? pushed - ran : 0;
+  }
+  /// The consumer counts each command as it starts it (the only writer: no RMW).
+  void ran_one() noexcept { ran_.store(ran_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed); }
 
 private:
   alignas(64) std::atomic<Command*> head_{nullptr};
-  alignas(64) std::atomic<std::size_t> depth_{0};
+  alignas(64) std::atomic<std::size_t> pushed_{0};
+  alignas(64) std::atomic<std::size_t> ran_{0};
 };
 
 }  // namespace loopbridge::detail

@@ -51,11 +51,17 @@ template <class F>
 using function_type_for =
     std::conditional_t<is_awaitable<std::decay_t<F>>::value, AwaitableFunction<std::decay_t<F>>, std::decay_t<F>>;
 
+/// Refuses null function pointers and empty function wrappers (std::function and the like:
+/// classes with their own operator bool).
 template <class F>
 void check_callable(const F& fn) {
-  if constexpr (requires { fn == nullptr; }) {
-    if (fn == nullptr) throw InvalidArgument("an empty callable was submitted");
+  bool empty = false;
+  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
+    empty = fn == nullptr;
+  } else if constexpr (requires { &F::operator bool; }) {
+    empty = !static_cast<bool>(fn);
   }
+  if (empty) throw InvalidArgument("an empty callable was submitted");
 }
 
 /// Reports a coroutine that escaped its wrapper (never expected: the wrapper catches all).

@@ -1,0 +1,100 @@
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+
+#include <boost/asio/this_coro.hpp>
+
+#include <functional>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+TEST_CASE("an empty callable is refused with InvalidArgument", "[loop][errors]") {
+  BackgroundLoop loop({.name = "lb-null"});
+  loop.start();
+  std::function<int()> empty;
+  int (*null_function)() = nullptr;
+  std::function<asio::awaitable<void>()> empty_coroutine;
+  CHECK_THROWS_AS(loop.submit(empty), InvalidArgument);
+  CHECK_THROWS_AS(loop.submit(null_function), InvalidArgument);
+  CHECK_THROWS_AS(loop.submit(empty_coroutine), InvalidArgument);
+  CHECK_THROWS_AS(loop.post(empty), InvalidArgument);
+}
+
+TEST_CASE("negative deadlines are refused with InvalidArgument", "[loop][errors]") {
+  CHECK_THROWS_AS(BackgroundLoop({.start_timeout = std::chrono::nanoseconds(0)}), InvalidArgument);
+  LoopOptions bad_destructor;
+  bad_destructor.destructor_stop.cancel_timeout = -1ms;
+  CHECK_THROWS_AS(BackgroundLoop(bad_destructor), InvalidArgument);
+  BackgroundLoop loop({.name = "lb-deadlines"});
+  loop.start();
+  CHECK_THROWS_AS(loop.stop({.drain_timeout = -1ms}), InvalidArgument);
+  CHECK_THROWS_AS(loop.stop({.hook_timeout = -1s}), InvalidArgument);
+  auto task = loop.submit([] { return 1; });
+  CHECK_THROWS_AS(task.wait_for(-1ms), InvalidArgument);
+  require_settles(task);
+  CHECK(loop.state() == LoopState::running);
+}
+
+TEST_CASE("a bad thread name is refused with InvalidArgument", "[loop][errors]") {
+  CHECK_THROWS_AS(BackgroundLoop({.name = ""}), InvalidArgument);
+  CHECK_THROWS_AS(BackgroundLoop({.name = "a-name-longer-than-15"}), InvalidArgument);
+  CHECK_THROWS_AS(BackgroundLoop({.name = std::string("nul\0in", 6)}), InvalidArgument);
+}
+
+TEST_CASE("lifecycle misuse gets InvalidState", "[loop][errors]") {
+  BackgroundLoop loop({.name = "lb-misuse"});
+  CHECK_THROWS_AS(loop.submit([] { return 1; }), InvalidState);
+  CHECK_THROWS_AS(loop.post([] {}), InvalidState);
+  CHECK_THROWS_AS(loop.cancel_all(), InvalidState);
+  loop.start();
+  CHECK_THROWS_AS(loop.start(), InvalidState);
+  CHECK_THROWS_AS(loop.on_start([]() -> asio::awaitable<void> { co_return; }), InvalidState);
+  CHECK_THROWS_AS(loop.on_stop([]() -> asio::awaitable<void> { co_return; }), InvalidState);
+  loop.stop();
+  CHECK_THROWS_AS(loop.start(), InvalidState);
+}
+
+TEST_CASE("a loop never started stops cleanly and cannot start afterwards", "[loop][errors]") {
+  BackgroundLoop loop({.name = "lb-never"});
+  ShutdownReport report = loop.stop();
+  CHECK(report.submitted == 0);
+  CHECK(loop.state() == LoopState::stopped);
+  CHECK_THROWS_AS(loop.start(), InvalidState);
+}
+
+TEST_CASE("empty hooks are refused with InvalidArgument", "[loop][errors]") {
+  BackgroundLoop loop({.name = "lb-empty-hook"});
+  CHECK_THROWS_AS(loop.on_start(nullptr), InvalidArgument);
+  CHECK_THROWS_AS(loop.on_start_stop([]() -> asio::awaitable<void> { co_return; }, nullptr), InvalidArgument);
+}
+
+TEST_CASE("a moved-from or consumed handle throws InvalidHandle", "[loop][errors]") {
+  BackgroundLoop loop({.name = "lb-moved"});
+  loop.start();
+  auto task = loop.submit([] { return 1; });
+  auto moved = std::move(task);
+  CHECK_FALSE(task.valid());
+  CHECK_THROWS_AS(task.get(), InvalidHandle);
+  CHECK_THROWS_AS(task.wait(), InvalidHandle);
+  CHECK_THROWS_AS(task.cancel(), InvalidHandle);
+  CHECK_THROWS_AS(task.ready(), InvalidHandle);
+  require_settles(moved);
+  CHECK(moved.get() == 1);
+  CHECK_THROWS_AS(moved.get(), InvalidHandle);
+  TaskHandle<int> never_assigned;
+  CHECK_THROWS_AS(never_assigned.wait_for(1ms), InvalidHandle);
+  LoopHandle empty;
+  CHECK_THROWS_AS(empty.submit([] {}), InvalidHandle);
+}
+
+TEST_CASE("every loopbridge error carries a code of loop_category", "[loop][errors]") {
+  try {
+    throw TaskAbandoned();
+  } catch (const LoopStopped& e) {
+    CHECK(e.code() == errc::task_abandoned);
+    CHECK(e.code().category().name() == std::string("loopbridge"));
+  }
+  CHECK(std::error_code(errc::deadlock) == make_error_code(errc::deadlock));
+}

@@ -1,0 +1,161 @@
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+namespace {
+
+// Sleeps on a long timer; records how the timer ended.
+asio::awaitable<int> sleep_long(std::atomic<int>* aborted_waits, std::atomic<int>* started = nullptr) {
+  if (started) ++*started;
+  asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+  try {
+    co_await timer.async_wait(asio::use_awaitable);
+  } catch (const boost::system::system_error& e) {
+    if (e.code() == asio::error::operation_aborted) ++*aborted_waits;
+    throw;
+  }
+  co_return 0;
+}
+
+}  // namespace
+
+TEST_CASE("cancel reaches a running coroutine as operation_aborted and get throws TaskCancelled",
+          "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel"});
+  loop.start();
+  std::atomic<int> aborted{0};
+  std::atomic<int> started{0};
+  auto task = loop.submit([&] { return sleep_long(&aborted, &started); });
+  REQUIRE(eventually([&] { return started.load() == 1; }));
+  CHECK(task.cancel());
+  require_settles(task);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+  CHECK(aborted == 1);
+}
+
+TEST_CASE("a cancelled task that swallows the abort still settles as cancelled", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-swallow"});
+  loop.start();
+  std::atomic<bool> started{false};
+  auto task = loop.submit([&]() -> asio::awaitable<int> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+    started = true;
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_return ec == asio::error::operation_aborted ? 1 : 2;
+  });
+  REQUIRE(eventually([&] { return started.load(); }));
+  task.cancel();
+  require_settles(task);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+}
+
+TEST_CASE("cancelling a finished task does nothing and returns false", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-done"});
+  loop.start();
+  auto task = loop.submit([] { return 5; });
+  require_settles(task);
+  CHECK_FALSE(task.cancel());
+  CHECK(task.get() == 5);
+}
+
+TEST_CASE("a cancel racing the submission loses no future, 1000 times over", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-race"});
+  loop.start();
+  std::atomic<int> aborted{0};
+  int values = 0, cancelled = 0;
+  for (int i = 0; i < 1000; ++i) {
+    TaskHandle<int> task = (i % 2 == 0) ? loop.submit([] { return 1; })
+                                        : loop.submit([]() -> asio::awaitable<int> { co_return 1; });
+    if (i % 3 == 0) {
+      task.cancel();
+    } else {
+      std::thread canceller([&] { task.cancel(); });
+      canceller.join();
+    }
+    require_settles(task);
+    try {
+      values += task.get();
+    } catch (const TaskCancelled&) {
+      ++cancelled;
+    }
+  }
+  CHECK(values + cancelled == 1000);
+  auto slow = loop.submit([&] { return sleep_long(&aborted); });
+  slow.cancel();
+  require_settles(slow);
+  CHECK_THROWS_AS(slow.get(), TaskCancelled);
+}
+
+TEST_CASE("a task cancelled before it starts never runs", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-early"});
+  loop.start();
+  Gate release;
+  Gate entered;
+  auto blocker = loop.submit([&] {
+    entered.open();
+    release.wait();
+  });
+  REQUIRE(entered.wait());
+  std::atomic<bool> ran{false};
+  auto queued = loop.submit([&] { ran = true; });
+  CHECK(queued.cancel());
+  release.open();
+  require_settles(queued);
+  CHECK_THROWS_AS(queued.get(), TaskCancelled);
+  CHECK_FALSE(ran);
+}
+
+TEST_CASE("cancel_all cancels every in-flight task and settles with their number once they unwound",
+          "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-all"});
+  loop.start();
+  std::atomic<int> aborted{0};
+  std::atomic<int> started{0};
+  std::vector<TaskHandle<int>> tasks;
+  for (int i = 0; i < 20; ++i) tasks.push_back(loop.submit([&] { return sleep_long(&aborted, &started); }));
+  REQUIRE(eventually([&] { return started.load() == 20; }));
+
+  // Host threads blocked in get() are released by cancel_all.
+  std::atomic<int> released{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 4; ++i) {
+    waiters.emplace_back([&, i] {
+      try {
+        tasks[static_cast<std::size_t>(i)].get();
+      } catch (const TaskCancelled&) {
+        ++released;
+      }
+    });
+  }
+  auto count = loop.cancel_all();
+  require_settles(count);
+  CHECK(count.get() == 20);
+  // Settled only once all had unwound: every timer saw the abort.
+  CHECK(aborted == 20);
+  for (auto& w : waiters) w.join();
+  CHECK(released == 4);
+  for (std::size_t i = 4; i < tasks.size(); ++i) {
+    REQUIRE(tasks[i].ready());
+    CHECK_THROWS_AS(tasks[i].get(), TaskCancelled);
+  }
+  // Later tasks are untouched.
+  auto after = loop.submit([] { return 9; });
+  require_settles(after);
+  CHECK(after.get() == 9);
+  auto none = loop.cancel_all();
+  require_settles(none);
+  CHECK(none.get() == 0);
+}

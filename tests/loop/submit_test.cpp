@@ -1,0 +1,173 @@
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+namespace {
+
+struct Custom : std::runtime_error {
+  explicit Custom(int c) : std::runtime_error("custom"), code(c) {}
+  int code;
+};
+
+asio::awaitable<int> add_later(int a, int b) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+  co_await timer.async_wait(asio::use_awaitable);
+  co_return a + b;
+}
+
+}  // namespace
+
+TEST_CASE("a submitted coroutine's value comes back through get", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-submit"});
+  loop.start();
+  auto sum = loop.submit([] { return add_later(20, 22); });
+  require_settles(sum);
+  CHECK(sum.ready());
+  CHECK(sum.get() == 42);
+  CHECK_FALSE(sum.valid());
+}
+
+TEST_CASE("an awaitable object can be submitted directly", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-awaitable"});
+  loop.start();
+  auto sum = loop.submit(add_later(1, 2));
+  require_settles(sum);
+  CHECK(sum.get() == 3);
+}
+
+TEST_CASE("void and move-only results travel", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-moveonly"});
+  loop.start();
+  auto nothing = loop.submit([]() -> asio::awaitable<void> { co_return; });
+  auto owned = loop.submit([]() -> asio::awaitable<std::unique_ptr<int>> { co_return std::make_unique<int>(5); });
+  auto owned_plain = loop.submit([] { return std::make_unique<std::string>("plain"); });
+  require_settles(nothing);
+  nothing.get();
+  require_settles(owned);
+  CHECK(*owned.get() == 5);
+  require_settles(owned_plain);
+  CHECK(*owned_plain.get() == "plain");
+}
+
+TEST_CASE("a plain callable runs on the loop thread", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-callable"});
+  loop.start();
+  auto where = loop.submit([&] { return loop.on_loop_thread(); });
+  require_settles(where);
+  CHECK(where.get());
+}
+
+TEST_CASE("a task's exception is rethrown with its original type", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-throw"});
+  loop.start();
+  auto from_coroutine = loop.submit([]() -> asio::awaitable<int> {
+    co_await add_later(0, 0);
+    throw Custom(7);
+  });
+  auto from_callable = loop.submit([]() -> int { throw Custom(8); });
+  require_settles(from_coroutine);
+  require_settles(from_callable);
+  try {
+    from_coroutine.get();
+    FAIL("no exception");
+  } catch (const Custom& e) {
+    CHECK(e.code == 7);
+  }
+  try {
+    from_callable.get();
+    FAIL("no exception");
+  } catch (const Custom& e) {
+    CHECK(e.code == 8);
+  }
+}
+
+TEST_CASE("wait_for, wait_until and ready report progress without consuming", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-waits"});
+  loop.start();
+  Gate release;
+  auto gated = loop.submit([&]() -> asio::awaitable<int> {
+    while (!release.wait(0ms)) co_await add_later(0, 0);
+    co_return 1;
+  });
+  CHECK_FALSE(gated.ready());
+  CHECK(gated.wait_for(20ms) == std::future_status::timeout);
+  CHECK(gated.wait_until(std::chrono::system_clock::now() + 20ms) == std::future_status::timeout);
+  CHECK(gated.wait_for(0ms) == std::future_status::timeout);
+  release.open();
+  CHECK(gated.wait_until(std::chrono::steady_clock::now() + kDeadline) == std::future_status::ready);
+  CHECK(gated.ready());
+  CHECK(gated.wait_for(0ms) == std::future_status::ready);
+  gated.wait();
+  CHECK(gated.get() == 1);
+}
+
+TEST_CASE("result() reads a settled task without blocking and refuses an unsettled one", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-result"});
+  loop.start();
+  Gate release;
+  auto gated = loop.submit([&] { return release.wait() ? 3 : 0; });
+  CHECK_THROWS_AS(gated.result(), InvalidState);
+  release.open();
+  require_settles(gated);
+  CHECK(gated.result() == 3);
+}
+
+TEST_CASE("a posted task's exception reaches the error handler and is counted", "[loop][submit][errors]") {
+  std::mutex m;
+  std::vector<std::string> reports;
+  LoopOptions options{.name = "lb-post"};
+  options.error_handler = [&](std::exception_ptr error, std::string_view context) {
+    std::lock_guard lock(m);
+    try {
+      std::rethrow_exception(error);
+    } catch (const Custom& e) {
+      reports.push_back(std::string(context) + ": custom " + std::to_string(e.code));
+    }
+  };
+  BackgroundLoop loop(options);
+  loop.start();
+  loop.post([] { throw Custom(1); });
+  loop.post([]() -> asio::awaitable<void> {
+    co_await add_later(0, 0);
+    throw Custom(2);
+  });
+  std::atomic<bool> ran{false};
+  loop.post([&] { ran = true; });
+  REQUIRE(eventually([&] { return loop.unhandled_errors() == 2; }));
+  CHECK(ran);
+  std::lock_guard lock(m);
+  REQUIRE(reports.size() == 2);
+  CHECK(reports[0] == "posted task: custom 1");
+  CHECK(reports[1] == "posted task: custom 2");
+}
+
+TEST_CASE("the callable is destroyed on the loop thread before the handle settles", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-captures"});
+  loop.start();
+  struct Probe {
+    std::atomic<bool>* destroyed_on_loop;
+    LoopHandle loop;
+    ~Probe() {
+      if (destroyed_on_loop) *destroyed_on_loop = loop.on_loop_thread();
+    }
+  };
+  std::atomic<bool> destroyed_on_loop{false};
+  auto probe = std::make_shared<Probe>(Probe{&destroyed_on_loop, loop.handle()});
+  auto task = loop.submit([probe = std::move(probe)]() -> asio::awaitable<int> { co_return 1; });
+  require_settles(task);
+  CHECK(destroyed_on_loop);
+  CHECK(task.get() == 1);
+}
