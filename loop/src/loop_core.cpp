@@ -175,6 +175,13 @@ void LoopCore::drain() noexcept {
   }
 }
 
+void LoopCore::retire(Ref<RefCounted> object) noexcept {
+  if (retiring_.empty()) {
+    boost::asio::post(io_, [this] { retiring_.clear(); });
+  }
+  retiring_.push_back(std::move(object));
+}
+
 void LoopCore::bump(std::atomic<std::uint64_t>& counter) noexcept {
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }

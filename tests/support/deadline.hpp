@@ -53,8 +53,6 @@ inline std::vector<std::string> thread_names() {
   return names;
 }
 
-inline std::size_t thread_count() { return thread_names().size(); }
-
 /// A gate a test opens to let blocked loop work go on.
 class Gate {
 public:

@@ -200,6 +200,8 @@ public:
   std::optional<std::exception_ptr> conclude(TaskBase& task, std::exception_ptr error) noexcept;
   void reject(TaskBase& task) noexcept;
   void execute_stop() noexcept;
+  /// Drops `object` after the handler now running has returned.
+  void retire(Ref<RefCounted> object) noexcept;
   void register_wait(PendingWait& wait) noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
 
@@ -245,7 +247,8 @@ private:
   PendingWait* waits_head_ = nullptr;
   std::uint64_t next_seq_ = 0;
   std::vector<Ref<CancelAllState>> pending_cancel_alls_;
-  std::vector<TaskBase*> abandoned_;  // each holds a reference until its frame is gone
+  std::vector<TaskBase*> abandoned_;
+  std::vector<Ref<RefCounted>> retiring_;  // each holds a reference until its frame is gone
   std::optional<boost::asio::steady_timer> progress_timer_;
   bool waiting_for_progress_ = false;
   bool stop_executed_ = false;

@@ -64,11 +64,15 @@ void check_callable(const F& fn) {
   if (empty) throw InvalidArgument("an empty callable was submitted");
 }
 
-/// Reports a coroutine that escaped its wrapper (never expected: the wrapper catches all).
+/// The completion of a task's co_spawn. It owns a reference to the task because Asio's
+/// entry point still touches the task's cancellation slot after the body has ended; the
+/// reference is dropped only after the entry point's last step (LoopCore::retire).
 struct SpawnCompletion {
-  LoopCore* core;
-  void operator()(std::exception_ptr error) const noexcept {
+  Ref<RefCounted> task;
+  void operator()(std::exception_ptr error) noexcept {
+    LoopCore* core = this_thread_core();
     if (error) core->report_error(error, "task entry point");
+    core->retire(std::move(task));
   }
 };
 
@@ -84,7 +88,8 @@ public:
 
   void run() noexcept override {
     if constexpr (coroutine) {
-      auto completion = boost::asio::bind_cancellation_slot(cancel_signal.slot(), SpawnCompletion{&core()});
+      auto completion =
+          boost::asio::bind_cancellation_slot(cancel_signal.slot(), SpawnCompletion{Ref<RefCounted>::share(this)});
       boost::asio::co_spawn(core().executor(), drive(Ref<Task>::share(this)), std::move(completion));
     } else {
       std::optional<Stored<T>> value;
