@@ -2,6 +2,7 @@
 #include <loopbridge/loop/detail/task_state.hpp>
 
 #include <climits>
+#include <thread>
 #include <ctime>
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -73,8 +74,10 @@ bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline)
 }
 
 void StateBase::publish() noexcept {
-  if (word_.fetch_or(kDone, std::memory_order_acq_rel) & kWaiters) futex_wake_all(word_);
+  // The continuation slot closes before the state reads as done, so that whoever sees done
+  // also sees the slot closed and runs its continuation itself, at once.
   Continuation* c = continuation_.exchange(settled_marker(), std::memory_order_acq_rel);
+  if (word_.fetch_or(kDone, std::memory_order_acq_rel) & kWaiters) futex_wake_all(word_);
   if (c != nullptr) c->on_settled();
 }
 
@@ -83,7 +86,11 @@ bool StateBase::set_continuation(Continuation& c) {
   if (continuation_.compare_exchange_strong(expected, &c, std::memory_order_acq_rel, std::memory_order_acquire)) {
     return true;
   }
-  if (expected == settled_marker()) return false;
+  if (expected == settled_marker()) {
+    // The settling thread is between closing the slot and marking the state done.
+    while (!ready()) std::this_thread::yield();
+    return false;
+  }
   throw InvalidState("the task is already being awaited elsewhere");
 }
 

@@ -213,21 +213,22 @@ TEST_CASE("a host thread blocked in get is released by stop", "[loop][stop]") {
 }
 
 TEST_CASE("a callable blocking the loop past the deadlines makes stop detach instead of hang", "[loop][stop]") {
-  Gate release;
-  std::atomic<bool> entered{false};
+  // Shared with the detached thread, which may outlive this test's stack frame.
+  auto release = std::make_shared<Gate>();
+  auto entered = std::make_shared<std::atomic<bool>>(false);
   {
     BackgroundLoop loop({.name = "lb-blocked"});
     loop.start();
-    loop.post([&] {
-      entered = true;
-      release.wait(20s);
+    loop.post([release, entered] {
+      *entered = true;
+      release->wait(20s);
     });
-    REQUIRE(eventually([&] { return entered.load(); }));
+    REQUIRE(eventually([&] { return entered->load(); }));
     auto begin = std::chrono::steady_clock::now();
     ShutdownReport report = loop.stop({.cancel_timeout = 100ms});
     CHECK(std::chrono::steady_clock::now() - begin < 5s);
     CHECK_FALSE(report.joined);
-    release.open();
+    release->open();
   }
   // The detached thread finishes on its own once released.
   CHECK(eventually([] {
