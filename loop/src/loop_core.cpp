@@ -1,4 +1,7 @@
 #include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/task.hpp>
+
+#include <boost/asio/use_awaitable.hpp>
 
 #include <boost/asio/post.hpp>
 
@@ -40,6 +43,13 @@ struct DrainHandler {
 }  // namespace
 
 LoopCore* this_thread_core() noexcept { return t_core; }
+
+void launch(EntryPoint entry, boost::asio::cancellation_slot slot) {
+  boost::asio::any_io_executor executor = t_core->executor();
+  boost::asio::detail::awaitable_handler<boost::asio::any_io_executor, void>(
+      std::move(entry), executor, slot, boost::asio::cancellation_state(slot))
+      .launch();
+}
 void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
 
 // ---------------------------------------------------------------- commands
@@ -175,13 +185,6 @@ void LoopCore::drain() noexcept {
   }
 }
 
-void LoopCore::retire(Ref<RefCounted> object) noexcept {
-  if (retiring_.empty()) {
-    boost::asio::post(io_, [this] { retiring_.clear(); });
-  }
-  retiring_.push_back(std::move(object));
-}
-
 void LoopCore::bump(std::atomic<std::uint64_t>& counter) noexcept {
   counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
@@ -250,7 +253,6 @@ void LoopCore::start_cancel_all(CancelAllState& group) noexcept {
 
 void LoopCore::task_left(TaskBase& task) noexcept {
   task.running = false;
-  task.settled = true;
   if (task.kind() == TaskKind::hook) {
     notify_progress();
     return;
@@ -283,7 +285,7 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   } else if (!hook) {
     bump(completed_);
   }
-  task_left(task);
+  task.settled = true;
   return verdict;
 }
 
@@ -306,6 +308,7 @@ void LoopCore::abandon_remaining() noexcept {
     // Keep it until the io_context has destroyed its frame: only then may its callable go.
     task->state().add_ref();
     abandoned_.push_back(task);
+    task->settled = true;
     task->settle_exception(std::make_exception_ptr(
         TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline")));
     task_left(*task);

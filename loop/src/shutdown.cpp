@@ -56,7 +56,6 @@ void LoopCore::thread_main() noexcept {
   // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
   // the callables whose captures those frames may still use.
   io_.shutdown();
-  retiring_.clear();
   for (TaskBase* task : abandoned_) {
     task->drop_function();
     task->state().release();

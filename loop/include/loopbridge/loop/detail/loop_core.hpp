@@ -198,10 +198,10 @@ public:
   /// Records how a task ended; returns the exception to settle it with (null: its value), or
   /// nothing when it was already settled (abandoned) and must not be settled again.
   std::optional<std::exception_ptr> conclude(TaskBase& task, std::exception_ptr error) noexcept;
+  /// After a concluded task has settled: it leaves the in-flight tasks.
+  void task_left(TaskBase& task) noexcept;
   void reject(TaskBase& task) noexcept;
   void execute_stop() noexcept;
-  /// Drops `object` after the handler now running has returned.
-  void retire(Ref<RefCounted> object) noexcept;
   void register_wait(PendingWait& wait) noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
 
@@ -228,7 +228,6 @@ private:
   void notify_progress() noexcept;
   void link(TaskBase& task) noexcept;
   void unlink(TaskBase& task) noexcept;
-  void task_left(TaskBase& task) noexcept;
   void abandon_remaining() noexcept;
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;

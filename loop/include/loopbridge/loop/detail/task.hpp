@@ -2,9 +2,9 @@
 
 #include <loopbridge/loop/detail/loop_core.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/this_coro.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 
 #include <functional>
 #include <optional>
@@ -64,17 +64,14 @@ void check_callable(const F& fn) {
   if (empty) throw InvalidArgument("an empty callable was submitted");
 }
 
-/// The completion of a task's co_spawn. It owns a reference to the task because Asio's
-/// entry point still touches the task's cancellation slot after the body has ended; the
-/// reference is dropped only after the entry point's last step (LoopCore::retire).
-struct SpawnCompletion {
-  Ref<RefCounted> task;
-  void operator()(std::exception_ptr error) noexcept {
-    LoopCore* core = this_thread_core();
-    if (error) core->report_error(error, "task entry point");
-    core->retire(std::move(task));
-  }
-};
+/// The coroutine that drives a task: the bottom frame of its Asio coroutine thread.
+using EntryPoint = boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
+
+/// Starts `entry` as a new Asio coroutine thread on the calling (loop) thread, with `slot` as
+/// the parent cancellation slot. This is co_spawn without its entry point: no dispatch, no
+/// work guards, no completion handler and no final post, and so no place after the body
+/// where a late cancellation could throw out of io_context::run().
+void launch(EntryPoint entry, boost::asio::cancellation_slot slot);
 
 /// One submitted task: its result state, its loop bookkeeping and its callable, in one
 /// allocation.
@@ -88,9 +85,7 @@ public:
 
   void run() noexcept override {
     if constexpr (coroutine) {
-      auto completion =
-          boost::asio::bind_cancellation_slot(cancel_signal.slot(), SpawnCompletion{Ref<RefCounted>::share(this)});
-      boost::asio::co_spawn(core().executor(), drive(Ref<Task>::share(this)), std::move(completion));
+      launch(drive(Ref<Task>::share(this)), cancel_signal.slot());
     } else {
       std::optional<Stored<T>> value;
       std::exception_ptr error;
@@ -123,20 +118,25 @@ private:
     if (!verdict) return;
     if (*verdict) {
       this->set_exception(std::move(*verdict));
-      return;
-    }
-    try {
-      if constexpr (std::is_void_v<T>) {
-        this->set_value();
-      } else {
-        this->set_value(std::move(*value));
+    } else {
+      try {
+        if constexpr (std::is_void_v<T>) {
+          this->set_value();
+        } else {
+          this->set_value(std::move(*value));
+        }
+      } catch (...) {
+        this->set_exception(std::current_exception());
       }
-    } catch (...) {
-      this->set_exception(std::current_exception());
     }
+    // Only now, so that whoever waits for this task to have left (cancel_all, stop) finds
+    // its handle settled.
+    core().task_left(*this);
   }
 
-  static boost::asio::awaitable<void> drive(Ref<Task> self) {
+  // Owns a reference until its frame is gone: Asio touches the cancellation slot (in the
+  // task) until the body has ended.
+  static EntryPoint drive(Ref<Task> self) {
     std::optional<Stored<T>> value;
     std::exception_ptr error;
     try {
@@ -151,9 +151,6 @@ private:
     } catch (...) {
       error = std::current_exception();
     }
-    // A cancellation that reached the body must not fire again in Asio's entry point, where
-    // it would escape io_context::run(): start the entry point's tail with a clean state.
-    co_await boost::asio::this_coro::reset_cancellation_state();
     self->complete(std::move(value), std::move(error));
   }
 

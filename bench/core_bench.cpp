@@ -1,0 +1,288 @@
+// Side-by-side measurements of loopbridge against hand-rolled Asio plumbing, in one process,
+// with the variants interleaved in alternating blocks so they see the same machine state.
+// Prints one line per metric: the median over blocks of each variant and their ratio.
+
+#include <loopbridge/loopbridge.hpp>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<std::size_t>(p * static_cast<double>(v.size())))];
+}
+
+void pin_this_thread(int cpu) {
+  if (cpu < 0) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<unsigned>(cpu), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// An io_context on its own thread with a work guard: the raw Asio baseline.
+struct RawLoop {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+  explicit RawLoop(int cpu) : thread([this, cpu] { pin_this_thread(cpu); io.run(); }) {}
+  ~RawLoop() {
+    work.reset();
+    io.stop();
+    thread.join();
+  }
+};
+
+struct Pair {
+  const char* name;
+  std::function<double()> ours;      // returns a measure (ops/s or seconds)
+  std::function<double()> baseline;  // same unit
+  bool higher_is_better;
+};
+
+void run_pair(const Pair& p, int blocks) {
+  std::vector<double> ours, base;
+  for (int b = 0; b < blocks; ++b) {
+    if (b % 2 == 0) {
+      ours.push_back(p.ours());
+      base.push_back(p.baseline());
+    } else {
+      base.push_back(p.baseline());
+      ours.push_back(p.ours());
+    }
+  }
+  double o = median(ours), r = median(base);
+  std::printf("%-58s loopbridge %12.4g  baseline %12.4g  ratio %6.2fx %s\n", p.name, o, r, o / r,
+              p.higher_is_better ? "(higher is better)" : "(lower is better)");
+  std::fflush(stdout);
+}
+
+constexpr int kBatch = 20000;
+
+asio::awaitable<int> trivial_coroutine() { co_return 1; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int blocks = argc > 1 ? std::atoi(argv[1]) : 7;
+  const int ncpu = static_cast<int>(std::thread::hardware_concurrency());
+  const int loop_cpu = ncpu > 1 ? 1 : -1;
+
+  loopbridge::BackgroundLoop loop({.name = "bench"});
+  loop.start();
+  {
+    auto pin = loop.submit([loop_cpu] { pin_this_thread(loop_cpu); });
+    pin.get();
+  }
+  RawLoop raw(loop_cpu);
+  pin_this_thread(0);
+
+  std::vector<Pair> pairs;
+
+  pairs.push_back({"callable + future throughput (ops/s), batch of 20000",
+                   [&] {
+                     std::vector<loopbridge::TaskHandle<int>> hs;
+                     hs.reserve(kBatch);
+                     auto t = Clock::now();
+                     for (int i = 0; i < kBatch; ++i) hs.push_back(loop.submit([] { return 1; }));
+                     long sum = 0;
+                     for (auto& h : hs) sum += h.get();
+                     return sum / seconds_since(t);
+                   },
+                   [&] {
+                     std::vector<std::future<int>> fs;
+                     fs.reserve(kBatch);
+                     auto t = Clock::now();
+                     for (int i = 0; i < kBatch; ++i) {
+                       std::promise<int> p;
+                       fs.push_back(p.get_future());
+                       asio::post(raw.io, [p = std::move(p)]() mutable { p.set_value(1); });
+                     }
+                     long sum = 0;
+                     for (auto& f : fs) sum += f.get();
+                     return sum / seconds_since(t);
+                   },
+                   true});
+
+  pairs.push_back({"coroutine + future throughput (ops/s), batch of 20000",
+                   [&] {
+                     std::vector<loopbridge::TaskHandle<int>> hs;
+                     hs.reserve(kBatch);
+                     auto t = Clock::now();
+                     for (int i = 0; i < kBatch; ++i) hs.push_back(loop.submit(trivial_coroutine));
+                     long sum = 0;
+                     for (auto& h : hs) sum += h.get();
+                     return sum / seconds_since(t);
+                   },
+                   [&] {
+                     std::vector<std::future<int>> fs;
+                     fs.reserve(kBatch);
+                     auto t = Clock::now();
+                     for (int i = 0; i < kBatch; ++i) fs.push_back(asio::co_spawn(raw.io, trivial_coroutine(), asio::use_future));
+                     long sum = 0;
+                     for (auto& f : fs) sum += f.get();
+                     return sum / seconds_since(t);
+                   },
+                   true});
+
+  pairs.push_back({"fire-and-forget throughput (ops/s), batch of 20000",
+                   [&] {
+                     std::atomic<int> done{0};
+                     auto t = Clock::now();
+                     for (int i = 0; i < kBatch; ++i) loop.post([&done] { done.fetch_add(1, std::memory_order_relaxed); });
+                     while (done.load(std::memory_order_acquire) < kBatch) std::this_thread::yield();
+                     return kBatch / seconds_since(t);
+                   },
+                   [&] {
+                     std::atomic<int> done{0};
+                     auto t = Clock::now();
+                     for (int i = 0; i < kBatch; ++i) asio::post(raw.io, [&done] { done.fetch_add(1, std::memory_order_relaxed); });
+                     while (done.load(std::memory_order_acquire) < kBatch) std::this_thread::yield();
+                     return kBatch / seconds_since(t);
+                   },
+                   true});
+
+  auto round_trips = [&](bool coroutine, bool ours, int n) {
+    std::vector<double> us;
+    us.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      auto t = Clock::now();
+      if (ours) {
+        if (coroutine) {
+          loop.submit(trivial_coroutine).get();
+        } else {
+          loop.submit([] { return 1; }).get();
+        }
+      } else if (coroutine) {
+        asio::co_spawn(raw.io, trivial_coroutine(), asio::use_future).get();
+      } else {
+        std::promise<int> p;
+        auto f = p.get_future();
+        asio::post(raw.io, [p = std::move(p)]() mutable { p.set_value(1); });
+        f.get();
+      }
+      us.push_back(seconds_since(t) * 1e6);
+    }
+    return us;
+  };
+  pairs.push_back({"callable round trip p50 (us), host and loop on different CPUs",
+                   [&] { return median(round_trips(false, true, 2000)); },
+                   [&] { return median(round_trips(false, false, 2000)); }, false});
+  pairs.push_back({"coroutine round trip p50 (us), host and loop on different CPUs",
+                   [&] { return median(round_trips(true, true, 2000)); },
+                   [&] { return median(round_trips(true, false, 2000)); }, false});
+  pairs.push_back({"callable round trip p99 (us), different CPUs",
+                   [&] { return percentile(round_trips(false, true, 2000), 0.99); },
+                   [&] { return percentile(round_trips(false, false, 2000), 0.99); }, false});
+
+  pairs.push_back({"start + stop of an empty loop (us) vs create + join a thread",
+                   [&] {
+                     auto t = Clock::now();
+                     for (int i = 0; i < 20; ++i) {
+                       loopbridge::BackgroundLoop l({.name = "bench-empty"});
+                       l.start();
+                       l.stop();
+                     }
+                     return seconds_since(t) * 1e6 / 20;
+                   },
+                   [&] {
+                     auto t = Clock::now();
+                     for (int i = 0; i < 20; ++i) std::thread([] {}).join();
+                     return seconds_since(t) * 1e6 / 20;
+                   },
+                   false});
+
+  pairs.push_back({"stop with 10000 tasks on long timers (ms) vs Asio cancel signals",
+                   [&] {
+                     loopbridge::BackgroundLoop l({.name = "bench-stop"});
+                     l.start();
+                     std::vector<loopbridge::TaskHandle<void>> hs;
+                     for (int i = 0; i < 10000; ++i) {
+                       hs.push_back(l.submit([]() -> asio::awaitable<void> {
+                         asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+                         co_await timer.async_wait(asio::use_awaitable);
+                       }));
+                     }
+                     hs.back().wait_for(std::chrono::milliseconds(1));
+                     while (l.queue_depth() > 0) std::this_thread::yield();
+                     auto t = Clock::now();
+                     l.stop();
+                     double ms = seconds_since(t) * 1e3;
+                     for (auto& h : hs) {
+                       if (!h.ready()) std::abort();
+                     }
+                     return ms;
+                   },
+                   [&] {
+                     // Hand-rolled: one cancellation_signal per task, emitted on the loop thread,
+                     // futures via use_future, then join.
+                     RawLoop r(loop_cpu);
+                     std::vector<asio::cancellation_signal> signals(10000);
+                     std::vector<std::future<void>> fs;
+                     std::promise<void> spawned;
+                     asio::post(r.io, [&] {
+                       for (auto& s : signals) {
+                         fs.push_back(asio::co_spawn(
+                             r.io,
+                             []() -> asio::awaitable<void> {
+                               asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+                               co_await timer.async_wait(asio::use_awaitable);
+                             }(),
+                             asio::bind_cancellation_slot(s.slot(), asio::use_future)));
+                       }
+                       spawned.set_value();
+                     });
+                     spawned.get_future().get();
+                     auto t = Clock::now();
+                     std::promise<void> emitted;
+                     asio::post(r.io, [&] {
+                       for (auto& s : signals) s.emit(asio::cancellation_type::terminal);
+                       emitted.set_value();
+                     });
+                     emitted.get_future().get();
+                     for (auto& f : fs) f.wait();
+                     r.work.reset();
+                     r.io.stop();
+                     r.thread.join();
+                     r.thread = std::thread([] {});
+                     return seconds_since(t) * 1e3;
+                   },
+                   false});
+
+  for (const auto& p : pairs) run_pair(p, blocks);
+  return 0;
+}
