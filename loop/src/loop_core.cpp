@@ -127,26 +127,21 @@ bool LoopCore::push(Command& command) noexcept {
   return false;
 }
 
-bool LoopCore::accepting() const {
-  switch (lifecycle()) {
-    case Lifecycle::created:
-      throw InvalidState("submission before start(): start the loop first");
-    case Lifecycle::starting:
-    case Lifecycle::running:
-      return true;
-    default:
-      return false;
-  }
+void LoopCore::check_started() const {
+  if (lifecycle() == Lifecycle::created) throw InvalidState("submission before start(): start the loop first");
 }
 
 void LoopCore::reject_at_call(TaskBase& task) noexcept {
   submitted_.fetch_add(1, std::memory_order_relaxed);
   rejected_.fetch_add(1, std::memory_order_relaxed);
   task.drop_function();
-  task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopped")));
+  if (task.kind() != TaskKind::detached) {
+    task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopped")));
+  }
 }
 
 Ref<CancelAllState> LoopCore::cancel_all() {
+  check_started();
   auto group = Ref<CancelAllState>::adopt(new CancelAllState());
   if (!accepting()) {
     group->set_value(std::size_t{0});
@@ -220,7 +215,7 @@ void LoopCore::start_task(TaskBase& task) noexcept {
     return;
   }
   task.running = true;
-  if (task.kind() != TaskKind::hook) link(task);
+  if (task.coroutine && task.kind() != TaskKind::hook) link(task);
   task.run();
 }
 
@@ -253,6 +248,7 @@ void LoopCore::start_cancel_all(CancelAllState& group) noexcept {
 
 void LoopCore::task_left(TaskBase& task) noexcept {
   task.running = false;
+  if (!task.coroutine) return;
   if (task.kind() == TaskKind::hook) {
     notify_progress();
     return;
@@ -324,8 +320,11 @@ void LoopCore::add_hook(HookEntry entry) {
 }
 
 void LoopCore::wait_started() {
-  std::unique_lock lock(latch_mutex_);
-  latch_cv_.wait(lock, [&] { return started_ || finished_; });
+  // A failed start ends the thread without opening started_: wait for either.
+  while (!wait_latch(started_, std::chrono::steady_clock::now() + std::chrono::milliseconds(1))) {
+    if (finished_.load(std::memory_order_acquire)) break;
+  }
+  std::lock_guard lock(latch_mutex_);
   if (start_error_) std::rethrow_exception(start_error_);
 }
 
@@ -350,8 +349,7 @@ void LoopCore::request_stop(const StopOptions& options) noexcept {
 }
 
 bool LoopCore::wait_finished(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(latch_mutex_);
-  return latch_cv_.wait_until(lock, deadline, [&] { return finished_; });
+  return wait_latch(finished_, deadline);
 }
 
 std::chrono::nanoseconds LoopCore::stop_budget() const {

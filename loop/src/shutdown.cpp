@@ -10,6 +10,8 @@
 
 #include <pthread.h>
 
+#include <thread>
+
 namespace loopbridge::detail {
 namespace {
 
@@ -39,9 +41,12 @@ bool LoopCore::begin_start() noexcept {
 void LoopCore::thread_main() noexcept {
   ::pthread_setname_np(::pthread_self(), options_.name.c_str());
   set_this_thread_core(this);
-  progress_timer_.emplace(io_);
-  start_in_progress_ = true;
-  boost::asio::co_spawn(io_, start_sequence(), SequenceCompletion{this});
+  if (hooks_.empty()) {
+    mark_started();
+  } else {
+    start_in_progress_ = true;
+    boost::asio::co_spawn(io_, start_sequence(), SequenceCompletion{this});
+  }
   for (;;) {
     try {
       io_.run();
@@ -62,16 +67,37 @@ void LoopCore::thread_main() noexcept {
   }
   abandoned_.clear();
   set_this_thread_core(nullptr);
+  open_latch(finished_);
+}
+
+void LoopCore::open_latch(std::atomic<bool>& flag) noexcept {
   {
     std::lock_guard lock(latch_mutex_);
-    finished_ = true;
+    flag.store(true, std::memory_order_release);
   }
   latch_cv_.notify_all();
+}
+
+bool LoopCore::wait_latch(const std::atomic<bool>& flag, Clock::time_point deadline) {
+  const auto spin_until = Clock::now() + std::chrono::microseconds(100);
+  while (Clock::now() < spin_until) {
+    if (flag.load(std::memory_order_acquire)) return true;
+    std::this_thread::yield();
+  }
+  std::unique_lock lock(latch_mutex_);
+  return latch_cv_.wait_until(lock, deadline, [&] { return flag.load(std::memory_order_acquire); });
+}
+
+void LoopCore::mark_started() noexcept {
+  Lifecycle expected = Lifecycle::starting;
+  lifecycle_.compare_exchange_strong(expected, Lifecycle::running, std::memory_order_acq_rel);
+  open_latch(started_);
 }
 
 boost::asio::awaitable<bool> LoopCore::wait_until(const std::function<bool()>& done, Clock::time_point deadline) {
   while (!done()) {
     if (Clock::now() >= deadline) co_return false;
+    if (!progress_timer_) progress_timer_.emplace(io_);
     progress_timer_->expires_at(deadline);
     waiting_for_progress_ = true;
     boost::system::error_code ignored;
@@ -85,7 +111,7 @@ boost::asio::awaitable<bool> LoopCore::wait_until(const std::function<bool()>& d
 boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, Clock::time_point deadline,
                                                              const char* which) {
   using HookTask = Task<void, Hook>;
-  auto task = Ref<HookTask>::adopt(new HookTask(Ref<LoopCore>::share(this), TaskKind::hook, hook));
+  auto task = Ref<HookTask>::adopt(new HookTask(*this, TaskKind::hook, 1, hook));
   start_task(*task);
   auto finished = [&] { return task->ready(); };
   if (!co_await wait_until(finished, deadline)) {
@@ -121,13 +147,7 @@ boost::asio::awaitable<void> LoopCore::start_sequence() {
   hooks_started_ = entry;
   start_in_progress_ = false;
   if (!error) {
-    Lifecycle expected = Lifecycle::starting;
-    lifecycle_.compare_exchange_strong(expected, Lifecycle::running, std::memory_order_acq_rel);
-    {
-      std::lock_guard lock(latch_mutex_);
-      started_ = true;
-    }
-    latch_cv_.notify_all();
+    mark_started();
     if (stop_after_start_) execute_stop();
     co_return;
   }
@@ -162,6 +182,10 @@ void LoopCore::execute_stop() noexcept {
   {
     std::lock_guard lock(latch_mutex_);
     active_stop_ = requested_stop_;
+  }
+  if (hooks_started_ == 0 && in_flight_head_ == nullptr && waits_head_ == nullptr) {
+    finalize();  // nothing to wait for: no coroutine needed
+    return;
   }
   boost::asio::co_spawn(io_, stop_sequence(), SequenceCompletion{this});
 }

@@ -54,7 +54,11 @@ public:
    */
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn) const {
-    return TaskHandle<task_result_t<F>>(make_task(std::forward<F>(fn), detail::TaskKind::task));
+    using Result = task_result_t<F>;
+    auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2);  // the queue's and the handle's
+    auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
+    if (!enqueue(*task)) task->release();
+    return TaskHandle<Result>(std::move(state), core_);
   }
 
   /// Fire-and-forget: runs `fn` (as submit() does) with no handle to wait on.
@@ -70,13 +74,16 @@ public:
    */
   template <class F>
   void post(F&& fn) const {
-    auto task = make_task(std::forward<F>(fn), detail::TaskKind::detached);
-    if (task->ready()) task->take();  // refused at the call: rethrows LoopStopped
+    auto* task = make_task(std::forward<F>(fn), detail::TaskKind::detached, 1);  // the queue's
+    if (!enqueue(*task)) {
+      task->release();
+      throw LoopStopped("post refused: the loop is stopped");
+    }
   }
 
   /// Cancels every task in flight on the loop; the handle settles, once all of them have
   /// finished unwinding, with how many there were. Tasks submitted after it are untouched.
-  TaskHandle<std::size_t> cancel_all() const { return TaskHandle<std::size_t>(core().cancel_all()); }
+  TaskHandle<std::size_t> cancel_all() const { return TaskHandle<std::size_t>(core().cancel_all(), core_); }
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
   /// co_spawn). Valid until the loop has stopped; work posted to it directly is not tracked
@@ -105,9 +112,8 @@ protected:
 
 private:
   template <class F>
-  auto make_task(F&& fn, detail::TaskKind kind) const {
+  auto* make_task(F&& fn, detail::TaskKind kind, std::uint32_t refs) const {
     using Function = detail::function_type_for<F>;
-    using Result = task_result_t<F>;
     using Traits = detail::task_traits<Function>;
     if constexpr (Traits::coroutine) {
       static_assert(std::is_same_v<typename detail::awaitable_value<typename Traits::invoke_result>::executor,
@@ -115,20 +121,17 @@ private:
                     "loopbridge runs awaitable<T> (any_io_executor) coroutines");
     }
     detail::check_callable(fn);
-    detail::LoopCore& loop = core();
-    const bool accepting = loop.accepting();
-    auto* task = new detail::Task<Result, Function>(core_, kind, Function(std::forward<F>(fn)));
-    auto handle = detail::Ref<detail::TypedState<Result>>::adopt(task);
-    if (!accepting) {
-      loop.reject_at_call(*task);
-      return handle;
-    }
-    task->add_ref();  // the queue's
-    if (!loop.push(*task)) {
-      task->release();
-      loop.reject_at_call(*task);
-    }
-    return handle;
+    core().check_started();
+    return new detail::Task<task_result_t<F>, Function>(*core_, kind, refs, Function(std::forward<F>(fn)));
+  }
+
+  /// Hands the task's queue reference to the loop. False if the loop refused it (the task
+  /// is then settled with LoopStopped and the caller still owns that reference).
+  bool enqueue(detail::TaskBase& task) const {
+    detail::LoopCore& loop = *core_;
+    if (loop.accepting() && loop.push(task)) return true;
+    loop.reject_at_call(task);
+    return false;
   }
 
   detail::Ref<detail::LoopCore> core_;

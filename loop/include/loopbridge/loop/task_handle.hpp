@@ -134,8 +134,9 @@ public:
     detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, std::move(*this), std::forward<Fn>(fn));
   }
 
-  /// Internal: wraps a task's state.
-  explicit TaskHandle(detail::Ref<detail::TypedState<T>> state) noexcept : state_(std::move(state)) {}
+  /// Internal: wraps a task's state; `loop` is kept alive for cancel().
+  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::RefCounted> loop) noexcept
+      : state_(std::move(state)), loop_(std::move(loop)) {}
 
 private:
   detail::TypedState<T>& checked() const {
@@ -151,6 +152,7 @@ private:
   }
 
   detail::Ref<detail::TypedState<T>> state_;
+  detail::Ref<detail::RefCounted> loop_;
   bool taken_ = false;
 };
 

@@ -88,7 +88,9 @@ private:
 /// from it.
 class TaskBase : public Command {
 public:
-  TaskBase(Ref<LoopCore> core, TaskKind kind) : core_(std::move(core)), kind_(kind) {}
+  /// `core` must outlive the task's time on the loop; afterwards only a caller that keeps
+  /// the core alive (a TaskHandle) may use it (to cancel).
+  TaskBase(LoopCore& core, TaskKind kind, bool is_coroutine) : coroutine(is_coroutine), core_(core), kind_(kind) {}
 
   void execute(LoopCore& core) noexcept override;
   void discard(LoopCore& core) noexcept override;
@@ -104,8 +106,11 @@ public:
   virtual void drop_function() noexcept = 0;
   virtual StateBase& state() noexcept = 0;
 
-  LoopCore& core() const noexcept { return *core_; }
+  LoopCore& core() const noexcept { return core_; }
   TaskKind kind() const noexcept { return kind_; }
+
+  /// Coroutines are tracked in flight; callables run to their end inside one command.
+  const bool coroutine;
 
   // Loop-thread bookkeeping, owned by LoopCore.
   TaskBase* prev_in_flight = nullptr;
@@ -120,7 +125,7 @@ protected:
   ~TaskBase() = default;
 
 private:
-  Ref<LoopCore> core_;
+  LoopCore& core_;
   TaskKind kind_;
   std::atomic<bool> cancel_requested_{false};
   CancelCommand cancel_command_{*this};
@@ -161,8 +166,13 @@ public:
   /// (the caller still owns the command).
   bool push(Command& command) noexcept;
 
-  /// Throws InvalidState before start; false when the loop no longer accepts work.
-  bool accepting() const;
+  /// Throws InvalidState before start.
+  void check_started() const;
+  /// False when the loop no longer accepts work.
+  bool accepting() const noexcept {
+    Lifecycle state = lifecycle();
+    return state == Lifecycle::starting || state == Lifecycle::running;
+  }
 
   /// Settles a submission that never reached the loop with LoopStopped and counts it.
   void reject_at_call(TaskBase& task) noexcept;
@@ -229,6 +239,13 @@ private:
   void link(TaskBase& task) noexcept;
   void unlink(TaskBase& task) noexcept;
   void abandon_remaining() noexcept;
+  /// Loop thread: the start succeeded; releases start().
+  void mark_started() noexcept;
+  /// Sets a latch flag and wakes the host threads waiting on it.
+  void open_latch(std::atomic<bool>& flag) noexcept;
+  /// Host thread: waits for a latch flag, spinning briefly first (the loop thread usually
+  /// gets there within microseconds, and a sleeping wake costs tens of them).
+  bool wait_latch(const std::atomic<bool>& flag, std::chrono::steady_clock::time_point deadline);
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;
 
@@ -266,8 +283,8 @@ private:
   // Start and finish latches, shared with the host thread.
   mutable std::mutex latch_mutex_;
   std::condition_variable latch_cv_;
-  bool started_ = false;
-  bool finished_ = false;
+  std::atomic<bool> started_{false};
+  std::atomic<bool> finished_{false};
   std::exception_ptr start_error_;
   std::vector<std::exception_ptr> hook_errors_;
   StopOptions requested_stop_;

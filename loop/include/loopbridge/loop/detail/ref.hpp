@@ -11,7 +11,8 @@ namespace loopbridge::detail {
 /// nodes and its callable together.
 class RefCounted {
 public:
-  RefCounted() = default;
+  /// Starts with `initial` references, all owned by the creator.
+  explicit RefCounted(std::uint32_t initial = 1) noexcept : refs_(initial) {}
   RefCounted(const RefCounted&) = delete;
   RefCounted& operator=(const RefCounted&) = delete;
 
@@ -25,7 +26,7 @@ protected:
   virtual ~RefCounted() = default;
 
 private:
-  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint32_t> refs_;
 };
 
 /// An owning pointer to a RefCounted object.
@@ -51,6 +52,10 @@ public:
   Ref(Ref&& other) noexcept : p_(std::exchange(other.p_, nullptr)) {}
   template <class U>
   Ref(Ref<U>&& other) noexcept : p_(other.detach()) {}
+  template <class U>
+  Ref(const Ref<U>& other) noexcept : p_(other.get()) {
+    if (p_) p_->add_ref();
+  }
   Ref& operator=(Ref other) noexcept {
     std::swap(p_, other.p_);
     return *this;

@@ -80,8 +80,11 @@ class Task final : public TypedState<T>, public TaskBase {
 public:
   static constexpr bool coroutine = task_traits<F>::coroutine;
 
+  /// `initial_refs`: one for each owner the caller is about to hand the task to (the queue,
+  /// a handle).
   template <class G>
-  Task(Ref<LoopCore> core, TaskKind kind, G&& fn) : TaskBase(std::move(core), kind), fn_(std::forward<G>(fn)) {}
+  Task(LoopCore& core, TaskKind kind, std::uint32_t initial_refs, G&& fn)
+      : TypedState<T>(initial_refs), TaskBase(core, kind, coroutine), fn_(std::forward<G>(fn)) {}
 
   void run() noexcept override {
     if constexpr (coroutine) {
@@ -116,7 +119,9 @@ private:
     fn_.reset();
     std::optional<std::exception_ptr> verdict = core().conclude(*this, std::move(error));
     if (!verdict) return;
-    if (*verdict) {
+    if (kind() == TaskKind::detached) {
+      // Nobody holds a handle to a posted task: nothing to publish.
+    } else if (*verdict) {
       this->set_exception(std::move(*verdict));
     } else {
       try {

@@ -31,6 +31,8 @@ void check_may_block(const char* what);
 /// that must not block (coroutines on another loop, future adapters).
 class StateBase : public RefCounted {
 public:
+  explicit StateBase(std::uint32_t initial_refs = 1) noexcept : RefCounted(initial_refs) {}
+
   bool ready() const noexcept { return (word_.load(std::memory_order_acquire) & kDone) != 0; }
 
   /// Blocks until settled. Throws DeadlockError on a loop thread.
@@ -75,6 +77,8 @@ template <class T>
 class TypedState : public StateBase {
 public:
   static_assert(!std::is_reference_v<T>, "loopbridge tasks return values, not references");
+
+  using StateBase::StateBase;
 
   template <class... Args>
   void set_value(Args&&... args) {
