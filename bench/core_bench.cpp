@@ -19,6 +19,8 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -284,5 +286,99 @@ int main(int argc, char** argv) {
                    false});
 
   for (const auto& p : pairs) run_pair(p, blocks);
+
+  // Round trips in both placements, and the opt-in spinning mode against the floors.
+  auto one_placement = [&](const char* label, int host_cpu, int loop_cpu_now) {
+    loopbridge::BackgroundLoop l({.name = "bench-rt"});
+    l.start();
+    l.submit([loop_cpu_now] { pin_this_thread(loop_cpu_now); }).get();
+    RawLoop r(loop_cpu_now);
+    loopbridge::LoopOptions spin_options{.name = "bench-spin"};
+    spin_options.spin_before_sleep = std::chrono::microseconds(50);
+    loopbridge::BackgroundLoop spinning(spin_options);
+    spinning.start();
+    spinning.submit([loop_cpu_now] { pin_this_thread(loop_cpu_now); }).get();
+    pin_this_thread(host_cpu);
+    auto rt = [](auto&& once, int n) {
+      std::vector<double> us;
+      for (int i = 0; i < n; ++i) {
+        auto t = Clock::now();
+        once();
+        us.push_back(seconds_since(t) * 1e6);
+      }
+      return median(us);
+    };
+    std::vector<double> ours, raw_post, ours_co, raw_co, spin_rt;
+    for (int b = 0; b < blocks; ++b) {
+      ours.push_back(rt([&] { l.submit([] { return 1; }).get(); }, 500));
+      raw_post.push_back(rt([&] {
+        std::promise<int> p;
+        auto f = p.get_future();
+        asio::post(r.io, [p = std::move(p)]() mutable { p.set_value(1); });
+        f.get();
+      }, 500));
+      ours_co.push_back(rt([&] { l.submit(trivial_coroutine).get(); }, 500));
+      raw_co.push_back(rt([&] { asio::co_spawn(r.io, trivial_coroutine(), asio::use_future).get(); }, 500));
+      if (loop_cpu_now != host_cpu) spin_rt.push_back(rt([&] { spinning.submit([] { return 1; }).get(); }, 500));
+    }
+    std::printf("%-58s loopbridge %8.2f us  raw post+future %8.2f us  ratio %5.2fx\n",
+                (std::string("callable round trip p50, ") + label).c_str(), median(ours), median(raw_post),
+                median(ours) / median(raw_post));
+    std::printf("%-58s loopbridge %8.2f us  raw co_spawn     %8.2f us  ratio %5.2fx\n",
+                (std::string("coroutine round trip p50, ") + label).c_str(), median(ours_co), median(raw_co),
+                median(ours_co) / median(raw_co));
+    if (!spin_rt.empty()) {
+      std::printf("%-58s loopbridge %8.2f us\n", (std::string("spinning-mode round trip p50, ") + label).c_str(),
+                  median(spin_rt));
+    }
+    pin_this_thread(0);
+    return spin_rt.empty() ? 0.0 : median(spin_rt);
+  };
+  if (ncpu > 1) {
+    one_placement("same CPU", 0, 0);
+    double spin = one_placement("different CPUs", 0, 1);
+    // Floors: two threads ping-ponging through a spinning atomic, and through mutex + condvar.
+    auto floor = [&](bool spinning_floor) {
+      std::atomic<int> turn{0};
+      std::mutex m;
+      std::condition_variable cv;
+      int round = 0;
+      const int n = 2000;
+      std::thread other([&] {
+        pin_this_thread(1);
+        for (int i = 0; i < n; ++i) {
+          if (spinning_floor) {
+            while (turn.load(std::memory_order_acquire) != 1) {}
+            turn.store(0, std::memory_order_release);
+          } else {
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return round % 2 == 1; });
+            ++round;
+            cv.notify_one();
+          }
+        }
+      });
+      pin_this_thread(0);
+      std::vector<double> us;
+      for (int i = 0; i < n; ++i) {
+        auto t = Clock::now();
+        if (spinning_floor) {
+          turn.store(1, std::memory_order_release);
+          while (turn.load(std::memory_order_acquire) != 0) {}
+        } else {
+          std::unique_lock lock(m);
+          ++round;
+          cv.notify_one();
+          cv.wait(lock, [&] { return round % 2 == 0; });
+        }
+        us.push_back(seconds_since(t) * 1e6);
+      }
+      other.join();
+      return median(us);
+    };
+    double atomic_floor = floor(true), sleeping_floor = floor(false);
+    std::printf("floors across CPUs: spinning atomic %.2f us, mutex+condvar %.2f us; spinning mode = %.1fx the atomic floor\n",
+                atomic_floor, sleeping_floor, spin / atomic_floor);
+  }
   return 0;
 }

@@ -52,3 +52,12 @@ bool CommandQueue::closed() const noexcept {
 }
 
 }  // namespace loopbridge::detail
+
+namespace loopbridge::detail {
+
+bool CommandQueue::has_commands() const noexcept {
+  Command* head = head_.load(std::memory_order_relaxed);
+  return head != nullptr && head != closed_marker();
+}
+
+}  // namespace loopbridge::detail

@@ -1,6 +1,7 @@
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
+#include <algorithm>
 #include <climits>
 #include <thread>
 #include <ctime>
@@ -48,18 +49,23 @@ void check_may_block(const char* what) {
   }
 }
 
-void StateBase::wait() const {
+void StateBase::wait(std::chrono::nanoseconds spin) const {
   check_may_block("TaskHandle wait");
-  wait_impl(nullptr);
+  wait_impl(nullptr, spin);
 }
 
-bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline) const {
+bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline, std::chrono::nanoseconds spin) const {
   check_may_block("TaskHandle wait");
-  return wait_impl(&deadline);
+  return wait_impl(&deadline, spin);
 }
 
-bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline) const {
+bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
+                          std::chrono::nanoseconds spin) const {
   auto& word = word_;
+  if (spin > std::chrono::nanoseconds::zero()) {
+    if (deadline) spin = std::min(spin, std::chrono::nanoseconds(*deadline - std::chrono::steady_clock::now()));
+    if (spin_until([&] { return ready(); }, spin)) return true;
+  }
   std::uint32_t w = word.load(std::memory_order_acquire);
   while ((w & kDone) == 0) {
     if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;

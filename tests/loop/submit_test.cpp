@@ -171,3 +171,19 @@ TEST_CASE("the callable is destroyed on the loop thread before the handle settle
   CHECK(destroyed_on_loop);
   CHECK(task.get() == 1);
 }
+
+TEST_CASE("the low-latency mode spins on both sides and still sleeps when idle", "[loop][submit][latency]") {
+  LoopOptions options{.name = "lb-spin"};
+  options.spin_before_sleep = std::chrono::microseconds(50);
+  BackgroundLoop loop(options);
+  loop.start();
+  for (int i = 0; i < 200; ++i) {
+    auto value = loop.submit([i] { return i; });
+    require_settles(value);
+    CHECK(value.get() == i);
+  }
+  std::this_thread::sleep_for(20ms);  // past the spin: the loop sleeps, and wakes on demand
+  auto late = loop.submit([]() -> asio::awaitable<int> { co_return 5; });
+  require_settles(late);
+  CHECK(late.get() == 5);
+}

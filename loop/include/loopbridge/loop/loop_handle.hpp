@@ -58,7 +58,7 @@ public:
     auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2);  // the queue's and the handle's
     auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
     if (!enqueue(*task)) task->release();
-    return TaskHandle<Result>(std::move(state), core_);
+    return TaskHandle<Result>(std::move(state), core_, core_->spin_before_sleep());
   }
 
   /// Fire-and-forget: runs `fn` (as submit() does) with no handle to wait on.
@@ -83,7 +83,9 @@ public:
 
   /// Cancels every task in flight on the loop; the handle settles, once all of them have
   /// finished unwinding, with how many there were. Tasks submitted after it are untouched.
-  TaskHandle<std::size_t> cancel_all() const { return TaskHandle<std::size_t>(core().cancel_all(), core_); }
+  TaskHandle<std::size_t> cancel_all() const {
+    return TaskHandle<std::size_t>(core().cancel_all(), core_, core_->spin_before_sleep());
+  }
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
   /// co_spawn). Valid until the loop has stopped; work posted to it directly is not tracked

@@ -38,6 +38,12 @@ struct LoopOptions {
   std::chrono::nanoseconds start_timeout{std::chrono::seconds(30)};
   /// The deadlines the destructor stops with.
   StopOptions destructor_stop{};
+  /// Low-latency mode, off by default. Above zero, a host thread waiting on a TaskHandle
+  /// spins for up to this long before it sleeps, and the loop thread, after a batch of
+  /// commands, spins as long for the next one before it goes back to its other work and,
+  /// when idle, to sleep. Trades CPU for latency: a sleeping wake across CPUs costs tens
+  /// of microseconds. Leave it off on machines with fewer cores than busy threads.
+  std::chrono::nanoseconds spin_before_sleep{0};
   /// Where errors without a future go. Empty: print to stderr. Either way they are counted
   /// (BackgroundLoop::unhandled_errors()).
   ErrorHandler error_handler{};

@@ -57,7 +57,7 @@ public:
   bool ready() const { return checked().ready(); }
 
   /// Blocks until the task settles. Throws DeadlockError on a loop thread.
-  void wait() const { checked().wait(); }
+  void wait() const { checked().wait(spin_); }
 
   /// Blocks until the task settles or `timeout` passes; never cancels anything.
   /// Throws DeadlockError on a loop thread, InvalidArgument for a negative timeout.
@@ -68,7 +68,7 @@ public:
     auto room = std::chrono::steady_clock::time_point::max() - now;
     auto deadline = timeout >= room ? std::chrono::steady_clock::time_point::max()
                                     : now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-    return checked().wait_until(deadline) ? std::future_status::ready : std::future_status::timeout;
+    return checked().wait_until(deadline, spin_) ? std::future_status::ready : std::future_status::timeout;
   }
 
   /// Blocks until the task settles or `deadline` passes; never cancels anything.
@@ -134,9 +134,11 @@ public:
     detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, std::move(*this), std::forward<Fn>(fn));
   }
 
-  /// Internal: wraps a task's state; `loop` is kept alive for cancel().
-  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::RefCounted> loop) noexcept
-      : state_(std::move(state)), loop_(std::move(loop)) {}
+  /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to
+  /// `spin` before sleeping (LoopOptions::spin_before_sleep).
+  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::RefCounted> loop,
+             std::chrono::nanoseconds spin) noexcept
+      : state_(std::move(state)), loop_(std::move(loop)), spin_(spin) {}
 
 private:
   detail::TypedState<T>& checked() const {
@@ -153,6 +155,7 @@ private:
 
   detail::Ref<detail::TypedState<T>> state_;
   detail::Ref<detail::RefCounted> loop_;
+  std::chrono::nanoseconds spin_{0};
   bool taken_ = false;
 };
 

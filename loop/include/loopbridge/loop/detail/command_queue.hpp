@@ -41,6 +41,8 @@ public:
   /// Closes the queue and takes what was left, oldest first.
   Command* close() noexcept;
   bool closed() const noexcept;
+  /// True when commands wait (a cheap read, for spinning).
+  bool has_commands() const noexcept;
 
   /// Commands pushed and not yet started.
   std::size_t depth() const noexcept {

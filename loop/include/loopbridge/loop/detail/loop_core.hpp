@@ -196,6 +196,7 @@ public:
   /// The longest the requested stop may take, hooks included.
   std::chrono::nanoseconds stop_budget() const;
   const StopOptions& destructor_stop() const noexcept { return options_.destructor_stop; }
+  std::chrono::nanoseconds spin_before_sleep() const noexcept { return options_.spin_before_sleep; }
   void mark_start_failed_before_thread() noexcept;
   /// created -> starting; false if the loop was started or stopped before.
   bool begin_start() noexcept;

@@ -22,6 +22,21 @@ protected:
   ~Continuation() = default;
 };
 
+/// Busy-waits until `done()` or `limit` has passed; true if done() held. Pauses the CPU
+/// between checks and reads the clock only now and then.
+template <class Done>
+bool spin_until(Done done, std::chrono::nanoseconds limit) {
+  if (limit <= std::chrono::nanoseconds::zero()) return done();
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (unsigned i = 1;; ++i) {
+    if (done()) return true;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+    if (i % 64 == 0 && std::chrono::steady_clock::now() >= until) return done();
+  }
+}
+
 /// Throws DeadlockError when the calling thread runs a loop: a blocking wait there could
 /// wait on the very thread that has to make progress.
 void check_may_block(const char* what);
@@ -35,11 +50,12 @@ public:
 
   bool ready() const noexcept { return (word_.load(std::memory_order_acquire) & kDone) != 0; }
 
-  /// Blocks until settled. Throws DeadlockError on a loop thread.
-  void wait() const;
+  /// Blocks until settled, first spinning for up to `spin`. Throws DeadlockError on a loop
+  /// thread.
+  void wait(std::chrono::nanoseconds spin) const;
   /// Blocks until settled or the deadline; true if settled. Throws DeadlockError on a loop
   /// thread.
-  bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+  bool wait_until(std::chrono::steady_clock::time_point deadline, std::chrono::nanoseconds spin) const;
 
   /// Registers `c` to be told when this settles. False if already settled (`c` is not
   /// registered). Throws InvalidState if another continuation is registered.
@@ -60,7 +76,7 @@ private:
   static constexpr std::uint32_t kDone = 1;
   static constexpr std::uint32_t kWaiters = 2;
 
-  bool wait_impl(const std::chrono::steady_clock::time_point* deadline) const;
+  bool wait_impl(const std::chrono::steady_clock::time_point* deadline, std::chrono::nanoseconds spin) const;
 
   mutable std::atomic<std::uint32_t> word_{0};
   std::atomic<Continuation*> continuation_{nullptr};
