@@ -76,6 +76,10 @@ bool TaskBase::request_cancel_any_thread() noexcept {
   return true;
 }
 
+void TaskBase::link_stop_token(std::stop_token token) {
+  if (token.stop_possible()) stop_link_ = std::make_unique<std::stop_callback<CancelOnStop>>(std::move(token), CancelOnStop{this});
+}
+
 void CancelCommand::execute(LoopCore& core) noexcept {
   core.deliver_cancel(task_);
   task_.state().release();
@@ -100,6 +104,7 @@ LoopCore::LoopCore(LoopOptions options) : options_(std::move(options)) {
     throw InvalidArgument("loop name must be 1 to 15 bytes without NUL: '" + options_.name + "'");
   }
   auto negative = [](std::chrono::nanoseconds d) { return d < std::chrono::nanoseconds::zero(); };
+  if (options_.worker_threads == 0) throw InvalidArgument("worker_threads must be at least 1");
   if (options_.start_timeout <= std::chrono::nanoseconds::zero()) {
     throw InvalidArgument("start_timeout must be positive");
   }
@@ -125,6 +130,13 @@ bool LoopCore::push(Command& command) noexcept {
       return true;
   }
   return false;
+}
+
+WorkerPool& LoopCore::workers() {
+  if (!workers_) {
+    workers_ = std::make_shared<WorkerPool>(options_.worker_threads, options_.name.substr(0, 12) + "-w");
+  }
+  return *workers_;
 }
 
 void LoopCore::check_started() const {
@@ -377,6 +389,7 @@ ShutdownReport LoopCore::report() const {
   r.cancelled = cancelled_.load(std::memory_order_relaxed);
   r.abandoned = abandoned_count_.load(std::memory_order_relaxed);
   r.rejected = rejected_.load(std::memory_order_relaxed);
+  r.abandoned_workers = abandoned_workers_.load(std::memory_order_relaxed);
   std::lock_guard lock(latch_mutex_);
   r.hook_errors = hook_errors_;
   r.duration = stop_duration_;

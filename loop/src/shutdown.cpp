@@ -66,6 +66,12 @@ void LoopCore::thread_main() noexcept {
     task->state().release();
   }
   abandoned_.clear();
+  if (workers_) {
+    // Waiters are gone (cancelled or abandoned above); the functions still running get the
+    // cancel deadline to return.
+    abandoned_workers_.store(workers_->stop(deadline_after(active_stop_.cancel_timeout)), std::memory_order_relaxed);
+    workers_.reset();
+  }
   set_this_thread_core(nullptr);
   open_latch(finished_);
 }

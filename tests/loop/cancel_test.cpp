@@ -71,7 +71,7 @@ TEST_CASE("cancelling a finished task does nothing and returns false", "[loop][c
   CHECK(task.get() == 5);
 }
 
-TEST_CASE("a cancel racing the submission loses no future, 1000 times over", "[loop][cancel]") {
+TEST_CASE("a cancel racing the submission loses no future 1000 times over", "[loop][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel-race"});
   loop.start();
   std::atomic<int> aborted{0};

@@ -103,7 +103,7 @@ TEST_CASE("an exception crosses loops through co_await with its type", "[loop][a
   CHECK(on_a.get());
 }
 
-TEST_CASE("cancelling a coroutine that awaits another loop's task stops the wait, not the other task",
+TEST_CASE("cancelling a coroutine that awaits another loop's task stops the wait and not the other task",
           "[loop][await][cancel]") {
   BackgroundLoop a({.name = "lb-xcancel-a"});
   BackgroundLoop b({.name = "lb-xcancel-b"});

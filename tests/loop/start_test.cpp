@@ -46,7 +46,7 @@ TEST_CASE("the loop thread carries the configured name", "[loop][start]") {
   CHECK(std::count(names.begin(), names.end(), "lb-named-loop") == 0);
 }
 
-TEST_CASE("start returns only after the on_start hooks finished, run in order on the loop thread",
+TEST_CASE("start returns only after the on_start hooks finished in order on the loop thread",
           "[loop][start][hooks]") {
   BackgroundLoop loop({.name = "lb-hooks"});
   std::vector<std::string> events;

@@ -38,7 +38,7 @@ asio::awaitable<void> stubborn(std::atomic<bool>* frame_destroyed_on_loop, LoopH
 
 }  // namespace
 
-TEST_CASE("a task sleeping on a 10,000-second timer does not delay stop", "[loop][stop]") {
+TEST_CASE("a task sleeping on a 10000-second timer does not delay stop", "[loop][stop]") {
   BackgroundLoop loop({.name = "lb-stop-fast"});
   loop.start();
   auto sleeper = loop.submit([] { return sleep_for(std::chrono::seconds(10000)); });
@@ -84,7 +84,7 @@ TEST_CASE("submissions after stop settle at once with LoopStopped", "[loop][stop
   CHECK(loop.stop().rejected == 2);
 }
 
-TEST_CASE("a handle may outlive its loop; its submissions settle with LoopStopped", "[loop][stop]") {
+TEST_CASE("a handle may outlive its loop and its submissions settle with LoopStopped", "[loop][stop]") {
   LoopHandle handle;
   {
     BackgroundLoop loop({.name = "lb-outlive"});
@@ -149,7 +149,7 @@ TEST_CASE("stop drains in-flight tasks for the drain time before cancelling", "[
   CHECK(report.duration < 5s);
 }
 
-TEST_CASE("a task that ignores cancellation is abandoned; its frame dies on the loop thread", "[loop][stop]") {
+TEST_CASE("a task that ignores cancellation is abandoned and its frame dies on the loop thread", "[loop][stop]") {
   std::atomic<bool> destroyed_on_loop{false};
   BackgroundLoop loop({.name = "lb-abandon"});
   loop.start();

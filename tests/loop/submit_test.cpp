@@ -94,7 +94,7 @@ TEST_CASE("a task's exception is rethrown with its original type", "[loop][submi
   }
 }
 
-TEST_CASE("wait_for, wait_until and ready report progress without consuming", "[loop][submit]") {
+TEST_CASE("wait_for and wait_until and ready report progress without consuming", "[loop][submit]") {
   BackgroundLoop loop({.name = "lb-waits"});
   loop.start();
   Gate release;

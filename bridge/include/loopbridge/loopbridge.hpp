@@ -3,7 +3,10 @@
 /// @file
 /// Everything loopbridge offers, in one include.
 
+#include <loopbridge/bridge/default_loop.hpp>
 #include <loopbridge/bridge/futures.hpp>
+#include <loopbridge/bridge/run.hpp>
+#include <loopbridge/bridge/to_thread.hpp>
 #include <loopbridge/loop/background_loop.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>

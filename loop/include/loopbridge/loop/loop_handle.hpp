@@ -54,9 +54,17 @@ public:
    */
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn) const {
+    return submit(std::forward<F>(fn), std::stop_token());
+  }
+
+  /// As submit(fn), and a stop request on `stop` (say, from the std::jthread the host runs
+  /// on) cancels the task as cancel() does. The link ends when the task settles.
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop) const {
     using Result = task_result_t<F>;
     auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2);  // the queue's and the handle's
     auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
+    task->link_stop_token(std::move(stop));
     if (!enqueue(*task)) task->release();
     return TaskHandle<Result>(std::move(state), core_, core_->spin_before_sleep());
   }

@@ -44,6 +44,8 @@ struct LoopOptions {
   /// when idle, to sleep. Trades CPU for latency: a sleeping wake across CPUs costs tens
   /// of microseconds. Leave it off on machines with fewer cores than busy threads.
   std::chrono::nanoseconds spin_before_sleep{0};
+  /// The most threads the loop's pool for blocking work (to_thread) starts, on demand.
+  std::size_t worker_threads = 4;
   /// Where errors without a future go. Empty: print to stderr. Either way they are counted
   /// (BackgroundLoop::unhandled_errors()).
   ErrorHandler error_handler{};
@@ -57,6 +59,9 @@ struct ShutdownReport {
   std::uint64_t cancelled = 0;  ///< ended by a cancel (cancel(), cancel_all() or stop)
   std::uint64_t abandoned = 0;  ///< still running past the cancel deadline at stop
   std::uint64_t rejected = 0;   ///< refused because the loop was stopping or stopped
+  /// Worker threads (to_thread) still running a function when the stop's cancel deadline
+  /// passed: detached, they finish alone and their results are dropped.
+  std::uint64_t abandoned_workers = 0;
   /// Errors thrown by on_stop hooks (or a hook's Timeout), in the order the hooks ran.
   std::vector<std::exception_ptr> hook_errors;
   /// From the stop request to the loop thread's end.

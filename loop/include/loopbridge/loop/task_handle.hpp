@@ -103,6 +103,20 @@ public:
   /// Returns false when the task had already settled. Never blocks; any thread.
   bool cancel() { return checked().request_cancel(); }
 
+  /// Cancels the task and blocks until it has finished unwinding or `deadline` passed
+  /// (then `timeout`: the task is still unwinding). Throws DeadlockError on a loop thread.
+  template <class Clock, class Duration>
+  std::future_status cancel_and_wait(std::chrono::time_point<Clock, Duration> deadline) {
+    cancel();
+    return wait_until(deadline);
+  }
+
+  template <class Rep, class Period>
+  std::future_status cancel_and_wait(std::chrono::duration<Rep, Period> timeout) {
+    cancel();
+    return wait_for(timeout);
+  }
+
   /// Waits for the task without blocking the thread: an Asio asynchronous operation with
   /// signature `void(boost::system::error_code)`, usable with any completion token. The
   /// error is operation_aborted when the waiting operation itself was cancelled; otherwise

@@ -16,17 +16,32 @@
 
 namespace loopbridge::detail {
 
+/// What a cancel of a coroutine waiting on some work does to the wait and to the work.
+enum class OnCancel {
+  /// The wait ends at once with operation_aborted; the work goes on alone.
+  detach,
+  /// The work is asked to stop (StateBase::request_cancel), and the wait ends at once.
+  stop_and_detach,
+  /// The work is asked to stop, and the wait goes on until it has ended.
+  stop_and_wait,
+};
+
 /// A wait by a coroutine running on a loopbridge loop (its "home"). Everything it does
 /// happens on the home thread: the settling thread only pushes it to the home's command
 /// queue, and a cancel of the waiting coroutine takes it back and pushes it the same way.
+///
+/// What a cancel of the waiting coroutine does is the OnCancel given.
 template <class Handler>
 class HomeWait final : public PendingWait {
 public:
-  HomeWait(Ref<StateBase> awaited, Handler handler, LoopCore& home)
-      : awaited_(std::move(awaited)), handler_(std::move(handler)), home_(Ref<LoopCore>::share(&home)) {}
+  HomeWait(Ref<StateBase> awaited, Handler handler, LoopCore& home, OnCancel on_cancel)
+      : awaited_(std::move(awaited)),
+        handler_(std::move(handler)),
+        home_(Ref<LoopCore>::share(&home)),
+        on_cancel_(on_cancel) {}
 
-  static void start(Ref<StateBase> awaited, Handler handler, LoopCore& home) {
-    auto node = std::make_unique<HomeWait>(std::move(awaited), std::move(handler), home);
+  static void start(Ref<StateBase> awaited, Handler handler, LoopCore& home, OnCancel on_cancel) {
+    auto node = std::make_unique<HomeWait>(std::move(awaited), std::move(handler), home, on_cancel);
     const bool registered = node->awaited_->set_continuation(*node);
     HomeWait& self = *node.release();
     home.register_wait(self);
@@ -49,6 +64,8 @@ private:
   struct CancelHandler {
     HomeWait* self;
     void operator()(boost::asio::cancellation_type_t) const noexcept {
+      if (self->on_cancel_ != OnCancel::detach) self->awaited_->request_cancel();
+      if (self->on_cancel_ == OnCancel::stop_and_wait) return;
       if (self->awaited_->reclaim_continuation(*self)) {
         self->aborted_ = true;
         self->enqueue();
@@ -80,6 +97,7 @@ private:
   Handler handler_;
   Ref<LoopCore> home_;
   boost::asio::cancellation_slot slot_;
+  OnCancel on_cancel_;
   bool aborted_ = false;
 };
 
@@ -117,6 +135,9 @@ private:
 };
 
 struct InitiateWait {
+  /// detach for a TaskHandle: cancelling the waiter does not cancel the task.
+  OnCancel on_cancel = OnCancel::detach;
+
   template <class Handler>
   void operator()(Handler&& handler, Ref<StateBase> awaited) const {
     using H = std::decay_t<Handler>;
@@ -124,7 +145,7 @@ struct InitiateWait {
     if (home != nullptr) {
       boost::asio::any_io_executor target = boost::asio::get_associated_executor(handler, home->executor());
       if (target == boost::asio::any_io_executor(home->executor())) {
-        HomeWait<H>::start(std::move(awaited), std::forward<Handler>(handler), *home);
+        HomeWait<H>::start(std::move(awaited), std::forward<Handler>(handler), *home, on_cancel);
         return;
       }
     }

@@ -3,6 +3,7 @@
 #include <loopbridge/loop/detail/command_queue.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
+#include <loopbridge/loop/detail/worker_pool.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/options.hpp>
 
@@ -19,7 +20,9 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <memory>
 #include <optional>
+#include <stop_token>
 #include <vector>
 
 namespace loopbridge {
@@ -102,8 +105,14 @@ public:
   virtual void run() noexcept = 0;
   /// Settles with an exception, without touching the callable's result.
   virtual void settle_exception(std::exception_ptr error) noexcept = 0;
-  /// Destroys the stored callable (on the loop thread: it may own loop objects).
-  virtual void drop_function() noexcept = 0;
+  /// Destroys the stored callable (on the loop thread: it may own loop objects) and
+  /// detaches the task from its stop token.
+  void drop_function() noexcept {
+    stop_link_.reset();
+    drop_callable();
+  }
+  /// Links a std::stop_token: a stop request cancels the task. Before the task is queued.
+  void link_stop_token(std::stop_token token);
   virtual StateBase& state() noexcept = 0;
 
   LoopCore& core() const noexcept { return core_; }
@@ -125,8 +134,18 @@ protected:
   ~TaskBase() = default;
 
 private:
+  virtual void drop_callable() noexcept = 0;
+
+  struct CancelOnStop {
+    TaskBase* task;
+    void operator()() const noexcept { task->request_cancel_any_thread(); }
+  };
+
   LoopCore& core_;
   TaskKind kind_;
+  // Destroyed (so deregistered) before the task settles: a stop request never reaches a
+  // settled task, nor a loop that has gone.
+  std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
   std::atomic<bool> cancel_requested_{false};
   CancelCommand cancel_command_{*this};
 
@@ -197,6 +216,8 @@ public:
   std::chrono::nanoseconds stop_budget() const;
   const StopOptions& destructor_stop() const noexcept { return options_.destructor_stop; }
   std::chrono::nanoseconds spin_before_sleep() const noexcept { return options_.spin_before_sleep; }
+  /// Loop thread: the pool for blocking work, started on first use.
+  WorkerPool& workers();
   void mark_start_failed_before_thread() noexcept;
   /// created -> starting; false if the loop was started or stopped before.
   bool begin_start() noexcept;
@@ -257,6 +278,8 @@ private:
   OwnedIoContext io_;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<HookEntry> hooks_;
+  std::shared_ptr<WorkerPool> workers_;  // loop thread creates; stopped after the loop ends
+  std::atomic<std::uint64_t> abandoned_workers_{0};
 
   // Loop thread only.
   TaskBase* in_flight_head_ = nullptr;

@@ -106,7 +106,7 @@ public:
   }
 
   void settle_exception(std::exception_ptr error) noexcept override { this->set_exception(std::move(error)); }
-  void drop_function() noexcept override { fn_.reset(); }
+  void drop_callable() noexcept override { fn_.reset(); }
   StateBase& state() noexcept override { return *this; }
   bool request_cancel() noexcept override { return request_cancel_any_thread(); }
 
@@ -116,7 +116,7 @@ private:
   // The callable's captures are destroyed on the loop thread before the result is published,
   // so a host that sees the result also sees them gone.
   void complete(std::optional<Stored<T>>&& value, std::exception_ptr error) noexcept {
-    fn_.reset();
+    this->drop_function();
     std::optional<std::exception_ptr> verdict = core().conclude(*this, std::move(error));
     if (!verdict) return;
     if (kind() == TaskKind::detached) {

@@ -1,0 +1,67 @@
+#pragma once
+
+#include <loopbridge/loop/errors.hpp>
+#include <loopbridge/loop/loop_handle.hpp>
+#include <loopbridge/loop/task_handle.hpp>
+
+#include <chrono>
+#include <stop_token>
+#include <utility>
+
+/// @file
+/// Blocking calls from synchronous code into a loop, with a deadline (asgiref's
+/// async_to_sync, anyio's BlockingPortal.call, asyncio's run_coroutine_threadsafe + result).
+
+namespace loopbridge {
+
+/// How run() ends a call that ran past its deadline.
+struct RunOptions {
+  /// How long run() waits, after the deadline, for the cancelled task to unwind.
+  std::chrono::nanoseconds unwind_timeout{std::chrono::seconds(5)};
+  /// A stop request on this token cancels the call as the deadline does (std::jthread).
+  std::stop_token stop{};
+};
+
+/// Runs `fn` on the loop, blocks until it settles, and returns its value (or rethrows its
+/// exception with its original type).
+/**
+ * When `deadline` passes first, run() cancels the task, waits up to
+ * `options.unwind_timeout` for it to finish unwinding, and throws Timeout: unlike asyncio's
+ * `future.result(timeout)`, nothing is left running behind the caller (unless it ignored
+ * the cancellation past the unwind timeout; the message says so). A value that arrives
+ * together with the deadline is returned.
+ *
+ * Safe to call inside a `catch` block: the exception being handled is never rethrown.
+ *
+ * @par Throws
+ * DeadlockError on a loop thread (any loop: a wait cycle across loops cannot form);
+ * LoopStopped at once when the loop is stopping or stopped, InvalidState before start;
+ * Timeout as above; TaskCancelled when something else cancelled the task (or
+ * `options.stop` was requested); the task's own exception.
+ */
+template <class F>
+task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::time_point deadline,
+                     RunOptions options = {}) {
+  detail::check_may_block("loopbridge::run");
+  if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
+  TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), options.stop);
+  if (handle.wait_until(deadline) == std::future_status::ready || !handle.cancel()) return handle.get();
+  const bool unwound = handle.wait_for(options.unwind_timeout) == std::future_status::ready;
+  throw Timeout(unwound ? "run(): the deadline passed; the task was cancelled and has unwound"
+                        : "run(): the deadline passed; the task was cancelled but is still unwinding");
+}
+
+/// run() with a timeout instead of a deadline. Throws InvalidArgument for a timeout that is
+/// not positive.
+template <class F, class Rep, class Period>
+task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::duration<Rep, Period> timeout,
+                     RunOptions options = {}) {
+  if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("run() timeout must be positive");
+  auto now = std::chrono::steady_clock::now();
+  auto room = std::chrono::steady_clock::time_point::max() - now;
+  auto deadline = timeout >= room ? std::chrono::steady_clock::time_point::max()
+                                  : now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+  return run(loop, std::forward<F>(fn), deadline, std::move(options));
+}
+
+}  // namespace loopbridge

@@ -1,0 +1,130 @@
+#pragma once
+
+#include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/task.hpp>
+#include <loopbridge/loop/detail/worker_pool.hpp>
+#include <loopbridge/loop/errors.hpp>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <functional>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+#include <utility>
+
+/// @file
+/// Offloading blocking work from a loop coroutine to the loop's worker threads (anyio's
+/// to_thread.run_sync, asgiref's sync_to_async, asyncio's run_in_executor).
+
+namespace loopbridge {
+
+/// What a cancel of the coroutine awaiting to_thread() does.
+struct ToThreadOptions {
+  /// False (the default): the function is asked to stop (if it takes a std::stop_token) and
+  /// the coroutine waits for it to return, so no orphaned work touches state the coroutine
+  /// owned. True: the function is asked to stop and the coroutine resumes at once with
+  /// operation_aborted; the function finishes alone and its result is dropped.
+  bool abandon_on_cancel = false;
+};
+
+namespace detail {
+
+template <class F>
+constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
+
+template <class F>
+using offload_result_t =
+    typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, std::stop_token>, std::invoke_result<F&>>::type;
+
+/// A blocking function on its way through the worker pool, and its result.
+template <class R, class F>
+class OffloadJob final : public TypedState<R>, public WorkerJob {
+public:
+  template <class G>
+  explicit OffloadJob(G&& fn) : TypedState<R>(1), fn_(std::forward<G>(fn)) {}
+
+  void run() noexcept override {
+    try {
+      if constexpr (std::is_void_v<R>) {
+        invoke();
+        fn_.reset();
+        this->set_value();
+      } else {
+        auto value = invoke();
+        fn_.reset();
+        this->set_value(std::move(value));
+      }
+    } catch (...) {
+      fn_.reset();
+      this->set_exception(std::current_exception());
+    }
+  }
+
+  void refuse() noexcept override {
+    fn_.reset();
+    this->set_exception(std::make_exception_ptr(LoopStopped("to_thread: the loop stopped before the function ran")));
+  }
+
+  bool request_cancel() noexcept override { return stop_.request_stop(); }
+  RefCounted& refs() noexcept override { return *this; }
+
+private:
+  R invoke() {
+    if constexpr (takes_stop_token<F>) {
+      return std::invoke(*fn_, stop_.get_token());
+    } else {
+      return std::invoke(*fn_);
+    }
+  }
+
+  std::optional<F> fn_;
+  std::stop_source stop_;
+};
+
+template <class R>
+boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> job, OnCancel on_cancel) {
+  auto wait = boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(boost::system::error_code)>(
+      InitiateWait{on_cancel}, boost::asio::use_awaitable, Ref<StateBase>(job));
+  co_await std::move(wait);
+  co_return job->take();
+}
+
+}  // namespace detail
+
+/// Runs the blocking `fn` on one of the loop's worker threads and resumes the awaiting
+/// coroutine, on the loop thread, with its result or its exception.
+/**
+ * `co_await to_thread(fn)` from a coroutine running on a loopbridge loop. The pool has at
+ * most LoopOptions::worker_threads threads, started on demand. If `fn` accepts a
+ * `std::stop_token`, cancelling the awaiting task requests stop on it; see ToThreadOptions
+ * for whether the coroutine then waits for `fn` to return. At stop, the loop waits for
+ * running functions up to its cancel deadline and reports those it had to leave behind
+ * (ShutdownReport::abandoned_workers); a function that finishes later never touches the
+ * stopped loop. `fn` is destroyed on the worker thread.
+ *
+ * Build the awaitable in its own statement (`auto op = to_thread(fn); co_await
+ * std::move(op);`): g++ 12 can destroy temporaries of a co_await full-expression twice.
+ *
+ * @par Throws
+ * InvalidState when not called on a loop thread; LoopStopped when the loop's pool has
+ * stopped (or stops before `fn` ran).
+ */
+template <class F>
+boost::asio::awaitable<detail::offload_result_t<std::decay_t<F>>> to_thread(F&& fn, ToThreadOptions options = {}) {
+  using Function = std::decay_t<F>;
+  using Result = detail::offload_result_t<Function>;
+  detail::LoopCore* core = detail::this_thread_core();
+  if (core == nullptr) throw InvalidState("to_thread() is awaited from a coroutine on a loop thread");
+  detail::check_callable(fn);
+  auto job = detail::Ref<detail::OffloadJob<Result, Function>>::adopt(
+      new detail::OffloadJob<Result, Function>(std::forward<F>(fn)));
+  if (!core->workers().submit(*job)) throw LoopStopped("to_thread: the loop's workers have stopped");
+  return detail::await_offload<Result>(std::move(job), options.abandon_on_cancel ? detail::OnCancel::stop_and_detach
+                                                                                 : detail::OnCancel::stop_and_wait);
+}
+
+}  // namespace loopbridge

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <loopbridge/loop/detail/ref.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
+
+#include <boost/thread/thread.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <stop_token>
+#include <vector>
+
+namespace loopbridge::detail {
+
+/// A blocking function handed to a worker thread; its state settles when it returns.
+class WorkerJob {
+public:
+  virtual ~WorkerJob() = default;
+  /// Worker thread: runs the function and settles the state.
+  virtual void run() noexcept = 0;
+  /// Settles without running (the pool stopped first).
+  virtual void refuse() noexcept = 0;
+  virtual RefCounted& refs() noexcept = 0;
+};
+
+/// The bounded pool of threads a loop runs blocking work on (to_thread). Threads start on
+/// demand up to the limit. Shared with its threads, so one that outlives the loop (a
+/// function that would not return in time) keeps what it uses alive.
+class WorkerPool : public std::enable_shared_from_this<WorkerPool> {
+public:
+  WorkerPool(std::size_t max_threads, std::string thread_name);
+
+  /// Queues a job (taking a reference). False once the pool has stopped.
+  bool submit(WorkerJob& job);
+
+  /// Refuses queued jobs, waits for running ones until `deadline`, then detaches the
+  /// threads still busy. Returns how many were detached.
+  std::size_t stop(std::chrono::steady_clock::time_point deadline);
+
+private:
+  void worker_main() noexcept;
+
+  const std::size_t max_threads_;
+  const std::string thread_name_;
+  std::mutex mutex_;
+  std::condition_variable work_cv_;
+  std::condition_variable idle_cv_;
+  std::deque<WorkerJob*> jobs_;
+  std::vector<boost::thread> threads_;
+  std::size_t idle_ = 0;
+  std::size_t busy_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace loopbridge::detail

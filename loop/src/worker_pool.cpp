@@ -1,0 +1,72 @@
+#include <loopbridge/loop/detail/worker_pool.hpp>
+
+#include <pthread.h>
+
+namespace loopbridge::detail {
+
+WorkerPool::WorkerPool(std::size_t max_threads, std::string thread_name)
+    : max_threads_(max_threads), thread_name_(std::move(thread_name)) {}
+
+bool WorkerPool::submit(WorkerJob& job) {
+  std::unique_lock lock(mutex_);
+  if (stopping_) return false;
+  job.refs().add_ref();
+  jobs_.push_back(&job);
+  if (idle_ == 0 && threads_.size() < max_threads_) {
+    threads_.emplace_back([self = shared_from_this()] { self->worker_main(); });
+  } else {
+    work_cv_.notify_one();
+  }
+  return true;
+}
+
+void WorkerPool::worker_main() noexcept {
+  ::pthread_setname_np(::pthread_self(), thread_name_.c_str());
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    ++idle_;
+    work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
+    --idle_;
+    if (jobs_.empty()) break;  // stopping, nothing left
+    WorkerJob* job = jobs_.front();
+    jobs_.pop_front();
+    ++busy_;
+    lock.unlock();
+    job->run();
+    job->refs().release();
+    lock.lock();
+    --busy_;
+    idle_cv_.notify_all();
+  }
+}
+
+std::size_t WorkerPool::stop(std::chrono::steady_clock::time_point deadline) {
+  std::deque<WorkerJob*> refused;
+  std::vector<boost::thread> threads;
+  std::size_t detached = 0;
+  {
+    std::unique_lock lock(mutex_);
+    stopping_ = true;
+    refused.swap(jobs_);
+    work_cv_.notify_all();
+    idle_cv_.wait_until(lock, deadline, [&] { return busy_ == 0; });
+    detached = busy_;
+    threads.swap(threads_);
+  }
+  for (WorkerJob* job : refused) {
+    job->refuse();
+    job->refs().release();
+  }
+  for (auto& thread : threads) {
+    // Busy threads past the deadline go on alone, holding the pool; the idle ones have
+    // left their wait and end at once.
+    if (detached > 0) {
+      if (!thread.try_join_for(boost::chrono::milliseconds(1))) thread.detach();
+    } else {
+      thread.join();
+    }
+  }
+  return detached;
+}
+
+}  // namespace loopbridge::detail

@@ -1,0 +1,160 @@
+#include <loopbridge/bridge/run.hpp>
+
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <stdexcept>
+#include <thread>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+namespace {
+
+asio::awaitable<int> sleep_then(std::chrono::milliseconds d, int value, std::atomic<bool>* unwound = nullptr) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  try {
+    co_await timer.async_wait(asio::use_awaitable);
+  } catch (...) {
+    if (unwound) *unwound = true;
+    throw;
+  }
+  co_return value;
+}
+
+}  // namespace
+
+TEST_CASE("run returns the value of a call that finishes in time", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run"});
+  loop.start();
+  CHECK(run(loop, [] { return sleep_then(1ms, 7); }, 5s) == 7);
+  CHECK(run(loop, [] { return 8; }, std::chrono::steady_clock::now() + 5s) == 8);
+  CHECK_THROWS_AS(run(loop, []() -> int { throw std::domain_error("x"); }, 5s), std::domain_error);
+}
+
+TEST_CASE("run past its deadline cancels the task and waits for it to unwind before throwing Timeout", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-late"});
+  loop.start();
+  std::atomic<bool> unwound{false};
+  auto begin = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(run(loop, [&] { return sleep_then(std::chrono::hours(1), 1, &unwound); }, 50ms), Timeout);
+  CHECK(std::chrono::steady_clock::now() - begin < 5s);
+  // Nothing is left running: the task unwound before run() threw.
+  CHECK(unwound);
+  auto count = loop.cancel_all();
+  require_settles(count);
+  CHECK(count.get() == 0);
+}
+
+TEST_CASE("a timed wait on a handle never cancels anything", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-wait-only"});
+  loop.start();
+  auto task = loop.submit([] { return sleep_then(50ms, 3); });
+  CHECK(task.wait_for(1ms) == std::future_status::timeout);
+  require_settles(task);
+  CHECK(task.get() == 3);
+}
+
+TEST_CASE("run inside a host catch block does not rethrow the host's exception", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-catch"});
+  loop.start();
+  int value = 0;
+  try {
+    throw std::runtime_error("host failure being handled");
+  } catch (const std::runtime_error&) {
+    value = run(loop, [] { return sleep_then(1ms, 9); }, 5s);
+    CHECK_THROWS_AS(run(loop, [] { return sleep_then(std::chrono::hours(1), 1); }, 10ms), Timeout);
+  }
+  CHECK(value == 9);
+}
+
+TEST_CASE("run on a loop that is not running fails at once", "[bridge][run]") {
+  BackgroundLoop never_started({.name = "lb-run-idle"});
+  CHECK_THROWS_AS(run(never_started, [] { return 1; }, 5s), InvalidState);
+  BackgroundLoop stopped({.name = "lb-run-stopped"});
+  stopped.start();
+  stopped.stop();
+  auto begin = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(run(stopped, [] { return 1; }, 5s), LoopStopped);
+  CHECK(std::chrono::steady_clock::now() - begin < 1s);
+  CHECK_THROWS_AS(run(stopped, [] { return 1; }, 0ms), InvalidArgument);
+}
+
+TEST_CASE("a wait cycle across loops is reported with DeadlockError instead of hanging", "[bridge][run][deadlock]") {
+  BackgroundLoop a({.name = "lb-cycle-a"});
+  BackgroundLoop b({.name = "lb-cycle-b"});
+  a.start();
+  b.start();
+  // A task on a blocks on b, whose task would block on a.
+  auto on_a = a.submit([&] {
+    return run(b, [&] { return run(a, [] { return 1; }, 5s); }, 5s);
+  });
+  require_settles(on_a);
+  CHECK_THROWS_AS(on_a.get(), DeadlockError);
+}
+
+TEST_CASE("a stop token cancels the task it was submitted with", "[bridge][run][cancel]") {
+  BackgroundLoop loop({.name = "lb-stop-token"});
+  loop.start();
+  std::stop_source source;
+  auto task = loop.submit([] { return sleep_then(std::chrono::hours(1), 1); }, source.get_token());
+  CHECK(task.wait_for(10ms) == std::future_status::timeout);
+  source.request_stop();
+  require_settles(task);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+
+  // From a std::jthread: stopping the thread cancels its blocking run().
+  std::atomic<bool> cancelled{false};
+  {
+    std::jthread worker([&](std::stop_token stop) {
+      try {
+        run(loop, [] { return sleep_then(std::chrono::hours(1), 1); }, 30s, {.stop = stop});
+      } catch (const TaskCancelled&) {
+        cancelled = true;
+      }
+    });
+    std::this_thread::sleep_for(10ms);
+  }  // ~jthread requests stop, then joins
+  CHECK(cancelled);
+
+  // A token already stopped: the task never runs.
+  std::atomic<bool> ran{false};
+  auto never = loop.submit([&] { ran = true; }, source.get_token());
+  require_settles(never);
+  CHECK_THROWS_AS(never.get(), TaskCancelled);
+  CHECK_FALSE(ran);
+}
+
+TEST_CASE("cancel_and_wait returns once the task has unwound or reports the deadline", "[bridge][run][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-wait"});
+  loop.start();
+  std::atomic<bool> unwound{false};
+  std::atomic<bool> started{false};
+  auto task = loop.submit([&]() -> asio::awaitable<int> {
+    started = true;
+    co_return co_await sleep_then(std::chrono::hours(1), 1, &unwound);
+  });
+  REQUIRE(eventually([&] { return started.load(); }));
+  CHECK(task.cancel_and_wait(5s) == std::future_status::ready);
+  CHECK(unwound);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+
+  // A task that ignores the cancel past the deadline: reported, not hung.
+  auto stubborn = loop.submit([]() -> asio::awaitable<void> {
+    try {
+      co_await sleep_then(std::chrono::hours(1), 1);
+    } catch (...) {
+    }
+    co_await asio::this_coro::reset_cancellation_state();
+    co_await sleep_then(200ms, 1);
+  });
+  std::this_thread::sleep_for(5ms);
+  CHECK(stubborn.cancel_and_wait(std::chrono::steady_clock::now() + 20ms) == std::future_status::timeout);
+  require_settles(stubborn);
+}

@@ -1,0 +1,142 @@
+#include <loopbridge/bridge/to_thread.hpp>
+
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+
+#include <stdexcept>
+#include <thread>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+TEST_CASE("to_thread runs blocking work on a worker and resumes on the loop thread", "[bridge][to_thread]") {
+  BackgroundLoop loop({.name = "lb-offload"});
+  loop.start();
+  auto task = loop.submit([&]() -> asio::awaitable<bool> {
+    auto loop_thread = std::this_thread::get_id();
+    auto op = to_thread([loop_thread] {
+      std::this_thread::sleep_for(5ms);
+      return std::this_thread::get_id() != loop_thread && current_loop() == nullptr;
+    });
+    bool on_worker = co_await std::move(op);
+    co_return on_worker && std::this_thread::get_id() == loop_thread;
+  });
+  require_settles(task);
+  CHECK(task.get());
+}
+
+TEST_CASE("to_thread carries the function's exception back to the coroutine", "[bridge][to_thread]") {
+  BackgroundLoop loop({.name = "lb-offload-exc"});
+  loop.start();
+  auto task = loop.submit([]() -> asio::awaitable<int> {
+    auto op = to_thread([]() -> int { throw std::overflow_error("blocking call failed"); });
+    co_return co_await std::move(op);
+  });
+  require_settles(task);
+  CHECK_THROWS_AS(task.get(), std::overflow_error);
+}
+
+TEST_CASE("the worker pool is bounded by worker_threads", "[bridge][to_thread]") {
+  LoopOptions options{.name = "lb-offload-pool"};
+  options.worker_threads = 2;
+  BackgroundLoop loop(options);
+  loop.start();
+  std::atomic<int> running{0};
+  std::atomic<int> peak{0};
+  std::vector<TaskHandle<void>> tasks;
+  for (int i = 0; i < 6; ++i) {
+    tasks.push_back(loop.submit([&]() -> asio::awaitable<void> {
+      auto op = to_thread([&] {
+        int now = ++running;
+        int seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {}
+        std::this_thread::sleep_for(20ms);
+        --running;
+      });
+      co_await std::move(op);
+    }));
+  }
+  for (auto& t : tasks) {
+    require_settles(t);
+    t.get();
+  }
+  CHECK(peak == 2);
+}
+
+TEST_CASE("cancelling a task waiting on to_thread requests stop and waits for the worker", "[bridge][to_thread][cancel]") {
+  BackgroundLoop loop({.name = "lb-offload-stop"});
+  loop.start();
+  std::atomic<bool> worker_started{false};
+  std::atomic<bool> worker_returned{false};
+  auto task = loop.submit([&]() -> asio::awaitable<void> {
+    auto op = to_thread([&](std::stop_token stop) {
+      worker_started = true;
+      while (!stop.stop_requested()) std::this_thread::sleep_for(1ms);
+      std::this_thread::sleep_for(20ms);  // still cleaning up after the stop request
+      worker_returned = true;
+    });
+    co_await std::move(op);
+  });
+  REQUIRE(eventually([&] { return worker_started.load(); }));
+  task.cancel();
+  require_settles(task);
+  // The coroutine waited for the function to return before the task settled.
+  CHECK(worker_returned);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+}
+
+TEST_CASE("abandon_on_cancel resumes the coroutine at once and leaves the worker alone", "[bridge][to_thread][cancel]") {
+  BackgroundLoop loop({.name = "lb-offload-aban"});
+  loop.start();
+  auto release = std::make_shared<Gate>();
+  std::atomic<bool> worker_started{false};
+  auto task = loop.submit([&, release]() -> asio::awaitable<void> {
+    auto op = to_thread(
+        [&worker_started, release] {
+          worker_started = true;
+          release->wait();
+        },
+        {.abandon_on_cancel = true});
+    co_await std::move(op);
+  });
+  REQUIRE(eventually([&] { return worker_started.load(); }));
+  task.cancel();
+  require_settles(task, 2000ms);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+  release->open();
+}
+
+TEST_CASE("stop reports workers it had to abandon and a late worker never touches the stopped loop",
+          "[bridge][to_thread][stop]") {
+  auto release = std::make_shared<Gate>();
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  ShutdownReport report;
+  {
+    BackgroundLoop loop({.name = "lb-offload-late"});
+    loop.start();
+    auto task = loop.submit([release, finished]() -> asio::awaitable<int> {
+      auto op = to_thread([release, finished] {
+        release->wait();
+        *finished = true;
+        return 1;
+      });
+      co_return co_await std::move(op);
+    });
+    std::this_thread::sleep_for(20ms);
+    report = loop.stop({.cancel_timeout = 50ms});
+    REQUIRE(task.ready());
+    CHECK_THROWS_AS(task.get(), TaskAbandoned);
+  }
+  CHECK(report.abandoned == 1);
+  CHECK(report.abandoned_workers == 1);
+  // The loop is gone; the worker finishes now (AddressSanitizer watches it).
+  release->open();
+  CHECK(eventually([&] { return finished->load(); }));
+  std::this_thread::sleep_for(20ms);
+}
+
+TEST_CASE("to_thread outside a loop thread is refused", "[bridge][to_thread][errors]") {
+  CHECK_THROWS_AS(to_thread([] {}), InvalidState);
+}
