@@ -17,6 +17,7 @@ public:
       case errc::invalid_state: return "invalid state for this call";
       case errc::invalid_argument: return "invalid argument";
       case errc::timeout: return "deadline passed";
+      case errc::host_not_waiting: return "no host thread is waiting on the task";
     }
     return "unknown loopbridge error";
   }
@@ -43,5 +44,6 @@ InvalidHandle::InvalidHandle(const std::string& what) : Error(errc::invalid_hand
 InvalidState::InvalidState(const std::string& what) : Error(errc::invalid_state, what) {}
 InvalidArgument::InvalidArgument(const std::string& what) : Error(errc::invalid_argument, what) {}
 Timeout::Timeout(const std::string& what) : Error(errc::timeout, what) {}
+HostNotWaiting::HostNotWaiting(const std::string& what) : Error(errc::host_not_waiting, what) {}
 
 }  // namespace loopbridge

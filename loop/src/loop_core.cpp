@@ -44,11 +44,40 @@ struct DrainHandler {
 
 LoopCore* this_thread_core() noexcept { return t_core; }
 
-void launch(EntryPoint entry, boost::asio::cancellation_slot slot) {
-  boost::asio::any_io_executor executor = t_core->executor();
+namespace {
+
+// An allocator (plain std::allocator underneath) that carries the task it belongs to. Set
+// as the allocator property of a task's executor, it tells task_of() which task runs there.
+template <class T>
+struct TaskAllocator {
+  using value_type = T;
+  TaskBase* task;
+
+  explicit TaskAllocator(TaskBase* t) noexcept : task(t) {}
+  template <class U>
+  TaskAllocator(const TaskAllocator<U>& other) noexcept : task(other.task) {}
+  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
+  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
+  friend bool operator==(const TaskAllocator& a, const TaskAllocator& b) noexcept { return a.task == b.task; }
+  friend bool operator!=(const TaskAllocator& a, const TaskAllocator& b) noexcept { return a.task != b.task; }
+};
+
+using TaskExecutor = boost::asio::io_context::basic_executor_type<TaskAllocator<void>, 0>;
+
+}  // namespace
+
+void launch(EntryPoint entry, TaskBase& task) {
+  boost::asio::any_io_executor executor = boost::asio::require(
+      task.core().executor(), boost::asio::execution::allocator(TaskAllocator<void>(&task)));
+  boost::asio::cancellation_slot slot = task.cancel_signal.slot();
   boost::asio::detail::awaitable_handler<boost::asio::any_io_executor, void>(
       std::move(entry), executor, slot, boost::asio::cancellation_state(slot))
       .launch();
+}
+
+TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept {
+  const TaskExecutor* tagged = executor.target<TaskExecutor>();
+  return tagged ? boost::asio::query(*tagged, boost::asio::execution::allocator).task : nullptr;
 }
 void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
 
@@ -233,7 +262,9 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   }
   task.running = true;
   if (task.coroutine && task.kind() != TaskKind::hook) link(task);
+  auto outer = exchange_this_thread_context(task.context);
   task.run();
+  exchange_this_thread_context(std::move(outer));
 }
 
 void LoopCore::deliver_cancel(TaskBase& task) noexcept {

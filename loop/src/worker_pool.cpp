@@ -32,7 +32,9 @@ void WorkerPool::worker_main() noexcept {
     jobs_.pop_front();
     ++busy_;
     lock.unlock();
+    exchange_this_thread_context(job->context);
     job->run();
+    exchange_this_thread_context(nullptr);
     job->refs().release();
     lock.lock();
     --busy_;

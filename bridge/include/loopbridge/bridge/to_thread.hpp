@@ -8,6 +8,7 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <functional>
@@ -86,11 +87,15 @@ private:
 };
 
 template <class R>
-boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> job, OnCancel on_cancel) {
+boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, WorkerJob& job, OnCancel on_cancel) {
+  auto executor = co_await boost::asio::this_coro::executor;
+  if (TaskBase* task = task_of(executor)) job.context = task->context;
+  LoopCore* core = this_thread_core();
+  if (!core->workers().submit(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
   auto wait = boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(boost::system::error_code)>(
-      InitiateWait{on_cancel}, boost::asio::use_awaitable, Ref<StateBase>(job));
+      InitiateWait{on_cancel}, boost::asio::use_awaitable, Ref<StateBase>(result));
   co_await std::move(wait);
-  co_return job->take();
+  co_return result->take();
 }
 
 }  // namespace detail
@@ -120,11 +125,11 @@ boost::asio::awaitable<detail::offload_result_t<std::decay_t<F>>> to_thread(F&& 
   detail::LoopCore* core = detail::this_thread_core();
   if (core == nullptr) throw InvalidState("to_thread() is awaited from a coroutine on a loop thread");
   detail::check_callable(fn);
-  auto job = detail::Ref<detail::OffloadJob<Result, Function>>::adopt(
-      new detail::OffloadJob<Result, Function>(std::forward<F>(fn)));
-  if (!core->workers().submit(*job)) throw LoopStopped("to_thread: the loop's workers have stopped");
-  return detail::await_offload<Result>(std::move(job), options.abandon_on_cancel ? detail::OnCancel::stop_and_detach
-                                                                                 : detail::OnCancel::stop_and_wait);
+  auto* job = new detail::OffloadJob<Result, Function>(std::forward<F>(fn));
+  auto result = detail::Ref<detail::TypedState<Result>>::adopt(job);
+  return detail::await_offload<Result>(std::move(result), *job,
+                                       options.abandon_on_cancel ? detail::OnCancel::stop_and_detach
+                                                                 : detail::OnCancel::stop_and_wait);
 }
 
 }  // namespace loopbridge

@@ -31,8 +31,10 @@ enum class errc {
   invalid_state,
   /// An argument is unusable (an empty callable, a negative duration, a bad thread name).
   invalid_argument,
-  /// A lifecycle step ran past its deadline (an on_start hook, an on_stop hook).
+  /// A lifecycle step or a blocking call ran past its deadline.
   timeout,
+  /// call_host() found no host thread waiting on the task (none, or it stopped waiting).
+  host_not_waiting,
 };
 
 /// The category of loopbridge's error codes; its name() is "loopbridge".
@@ -100,6 +102,13 @@ public:
 class Timeout : public Error {
 public:
   explicit Timeout(const std::string& what);
+};
+
+/// call_host() found no host thread blocked in run() on the task, or that thread stopped
+/// waiting (its deadline passed) before it ran the call.
+class HostNotWaiting : public Error {
+public:
+  explicit HostNotWaiting(const std::string& what);
 };
 
 }  // namespace loopbridge

@@ -61,10 +61,17 @@ public:
   /// on) cancels the task as cancel() does. The link ends when the task settles.
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop) const {
+    return submit(std::forward<F>(fn), std::move(stop), {});
+  }
+
+  /// Internal (run()): as submit(fn, stop), with the host thread that will wait on it.
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop, detail::Ref<detail::RefCounted> host) const {
     using Result = task_result_t<F>;
     auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2);  // the queue's and the handle's
     auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
     task->link_stop_token(std::move(stop));
+    task->host_waiter = std::move(host);
     if (!enqueue(*task)) task->release();
     return TaskHandle<Result>(std::move(state), core_, core_->spin_before_sleep());
   }
@@ -132,7 +139,9 @@ private:
     }
     detail::check_callable(fn);
     core().check_started();
-    return new detail::Task<task_result_t<F>, Function>(*core_, kind, refs, Function(std::forward<F>(fn)));
+    auto* task = new detail::Task<task_result_t<F>, Function>(*core_, kind, refs, Function(std::forward<F>(fn)));
+    task->context = detail::this_thread_context();
+    return task;
   }
 
   /// Hands the task's queue reference to the loop. False if the loop refused it (the task

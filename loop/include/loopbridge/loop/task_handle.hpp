@@ -14,6 +14,10 @@
 
 namespace loopbridge {
 
+namespace detail {
+struct HandleAccess;
+}
+
 /// The result of a task submitted to a loop: a move-only future with cancellation.
 /**
  * A TaskHandle settles exactly once: with the task's value, with the exception it threw
@@ -155,6 +159,8 @@ public:
       : state_(std::move(state)), loop_(std::move(loop)), spin_(spin) {}
 
 private:
+  friend struct detail::HandleAccess;
+
   detail::TypedState<T>& checked() const {
     if (!state_) throw InvalidHandle("empty TaskHandle (moved from or default-constructed)");
     if (taken_) throw InvalidHandle("the TaskHandle's result was already taken");
@@ -174,3 +180,15 @@ private:
 };
 
 }  // namespace loopbridge
+
+namespace loopbridge::detail {
+
+/// For the bridge: the state behind a handle.
+struct HandleAccess {
+  template <class T>
+  static TypedState<T>& state(const TaskHandle<T>& handle) {
+    return handle.checked();
+  }
+};
+
+}  // namespace loopbridge::detail

@@ -144,7 +144,8 @@ struct InitiateWait {
     LoopCore* home = this_thread_core();
     if (home != nullptr) {
       boost::asio::any_io_executor target = boost::asio::get_associated_executor(handler, home->executor());
-      if (target == boost::asio::any_io_executor(home->executor())) {
+      // Same io_context, whatever properties the executor carries (a task's carries its task).
+      if (&boost::asio::query(target, boost::asio::execution::context) == &home->executor().context()) {
         HomeWait<H>::start(std::move(awaited), std::forward<Handler>(handler), *home, on_cancel);
         return;
       }

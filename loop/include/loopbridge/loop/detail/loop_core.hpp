@@ -4,9 +4,11 @@
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/detail/worker_pool.hpp>
+#include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/options.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -33,6 +35,10 @@ namespace loopbridge::detail {
 
 class LoopCore;
 class TaskBase;
+
+/// The task whose coroutine runs on `executor` (the executor a task's coroutine gets from
+/// this_coro::executor), or null.
+TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept;
 
 /// The loop whose thread is running the caller, or null.
 LoopCore* this_thread_core() noexcept;
@@ -120,6 +126,10 @@ public:
 
   /// Coroutines are tracked in flight; callables run to their end inside one command.
   const bool coroutine;
+  /// Captured from the submitting thread (set before the task is queued).
+  std::shared_ptr<const ContextData> context;
+  /// The host thread blocked in run() on this task, for call_host (set before queueing).
+  Ref<RefCounted> host_waiter;
 
   // Loop-thread bookkeeping, owned by LoopCore.
   TaskBase* prev_in_flight = nullptr;

@@ -67,11 +67,12 @@ void check_callable(const F& fn) {
 /// The coroutine that drives a task: the bottom frame of its Asio coroutine thread.
 using EntryPoint = boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
 
-/// Starts `entry` as a new Asio coroutine thread on the calling (loop) thread, with `slot` as
-/// the parent cancellation slot. This is co_spawn without its entry point: no dispatch, no
+/// Starts `entry` as a new Asio coroutine thread of `task` on the calling (loop) thread,
+/// with the task's signal as the parent cancellation slot. The thread's executor carries
+/// the task (see task_of), so code inside can find its task, its context and its host. This is co_spawn without its entry point: no dispatch, no
 /// work guards, no completion handler and no final post, and so no place after the body
 /// where a late cancellation could throw out of io_context::run().
-void launch(EntryPoint entry, boost::asio::cancellation_slot slot);
+void launch(EntryPoint entry, TaskBase& task);
 
 /// One submitted task: its result state, its loop bookkeeping and its callable, in one
 /// allocation.
@@ -88,7 +89,7 @@ public:
 
   void run() noexcept override {
     if constexpr (coroutine) {
-      launch(drive(Ref<Task>::share(this)), cancel_signal.slot());
+      launch(drive(Ref<Task>::share(this)), *this);
     } else {
       std::optional<Stored<T>> value;
       std::exception_ptr error;

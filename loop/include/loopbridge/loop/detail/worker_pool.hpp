@@ -1,5 +1,6 @@
 #pragma once
 
+#include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
@@ -25,6 +26,9 @@ public:
   /// Settles without running (the pool stopped first).
   virtual void refuse() noexcept = 0;
   virtual RefCounted& refs() noexcept = 0;
+
+  /// Installed on the worker thread while the job runs.
+  std::shared_ptr<const ContextData> context;
 };
 
 /// The bounded pool of threads a loop runs blocking work on (to_thread). Threads start on

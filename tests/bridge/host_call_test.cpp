@@ -1,0 +1,134 @@
+#include <loopbridge/bridge/host_call.hpp>
+
+#include <loopbridge/bridge/run.hpp>
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <thread>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+namespace {
+
+// A legacy object that only its owning thread may touch.
+class ThreadBound {
+public:
+  int touch() {
+    if (std::this_thread::get_id() != owner_) throw std::logic_error("touched from a foreign thread");
+    return ++touches_;
+  }
+
+private:
+  std::thread::id owner_ = std::this_thread::get_id();
+  int touches_ = 0;
+};
+
+// Runs `depth` nested levels: each task calls back into the host, which runs the next
+// level with run() from inside that call.
+int nested(const LoopHandle& loop, ThreadBound& bound, int depth) {
+  return run(
+      loop,
+      [&loop, &bound, depth]() -> asio::awaitable<int> {
+        auto op = call_host([&loop, &bound, depth] {
+          int touched = bound.touch();
+          return depth > 1 ? nested(loop, bound, depth - 1) + touched : touched;
+        });
+        co_return co_await std::move(op);
+      },
+      10s);
+}
+
+}  // namespace
+
+TEST_CASE("a task calls back into the host thread blocked in run on it", "[bridge][host]") {
+  BackgroundLoop loop({.name = "lb-host-call"});
+  loop.start();
+  ThreadBound bound;  // owned by this (host) thread
+  const auto host = std::this_thread::get_id();
+  bool ran_on_host = run(
+      loop,
+      [&]() -> asio::awaitable<bool> {
+        auto op = call_host([&] {
+          bound.touch();
+          return std::this_thread::get_id() == host;
+        });
+        co_return co_await std::move(op);
+      },
+      5s);
+  CHECK(ran_on_host);
+}
+
+TEST_CASE("host calls nest four levels deep without deadlock", "[bridge][host]") {
+  BackgroundLoop loop({.name = "lb-host-nest"});
+  loop.start();
+  ThreadBound bound;
+  // Touches 1..4 summed: each level touches once, then descends.
+  CHECK(nested(loop, bound, 4) == 1 + 2 + 3 + 4);
+}
+
+TEST_CASE("a host call's exception reaches the task with its type", "[bridge][host]") {
+  BackgroundLoop loop({.name = "lb-host-exc"});
+  loop.start();
+  bool caught = run(
+      loop,
+      []() -> asio::awaitable<bool> {
+        auto op = call_host([]() -> int { throw std::invalid_argument("host refused"); });
+        try {
+          co_await std::move(op);
+        } catch (const std::invalid_argument&) {
+          co_return true;
+        }
+        co_return false;
+      },
+      5s);
+  CHECK(caught);
+}
+
+TEST_CASE("call_host fails at once when no host is waiting", "[bridge][host][errors]") {
+  BackgroundLoop loop({.name = "lb-host-none"});
+  loop.start();
+  // Submitted without run(): nobody waits on it in a way that can serve calls.
+  auto task = loop.submit([]() -> asio::awaitable<int> {
+    auto op = call_host([] { return 1; });
+    co_return co_await std::move(op);
+  });
+  require_settles(task);
+  CHECK_THROWS_AS(task.get(), HostNotWaiting);
+
+  // The host gave up (deadline) before the task called back.
+  std::atomic<bool> refused{false};
+  std::atomic<bool> done{false};
+  std::atomic<bool> host_left{false};
+  CHECK_THROWS_AS(run(
+                      loop,
+                      [&]() -> asio::awaitable<void> {
+                        asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+                        boost::system::error_code ignored;
+                        co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+                        co_await asio::this_coro::reset_cancellation_state();
+                        while (!host_left) {
+                          timer.expires_after(1ms);
+                          co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+                        }
+                        try {
+                          auto op = call_host([] { return 1; });
+                          co_await std::move(op);
+                        } catch (const HostNotWaiting&) {
+                          refused = true;
+                        }
+                        done = true;
+                      },
+                      20ms, {.unwind_timeout = 0ms}),
+                  Timeout);
+  host_left = true;
+  CHECK(eventually([&] { return done.load(); }));
+  CHECK(refused);
+}
