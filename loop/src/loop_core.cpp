@@ -267,6 +267,32 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   exchange_this_thread_context(std::move(outer));
 }
 
+bool LoopCore::begin_posted_call() noexcept {
+  bump(submitted_);
+  if (!stop_executed_) return true;
+  refuse_posted_call();
+  return false;
+}
+
+void LoopCore::end_posted_call(std::exception_ptr error) noexcept {
+  if (error) {
+    bump(failed_);
+    report_error(std::move(error), "posted task");
+  } else {
+    bump(completed_);
+  }
+}
+
+void LoopCore::refuse_posted_call() noexcept {
+  bump(rejected_);
+  report_error(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")), "post refused at stop");
+}
+
+void LoopCore::refuse_posted_call_at_call() noexcept {
+  submitted_.fetch_add(1, std::memory_order_relaxed);
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void LoopCore::deliver_cancel(TaskBase& task) noexcept {
   if (!task.running || task.cancel_delivered || task.settled) return;
   task.cancel_delivered = true;

@@ -89,10 +89,23 @@ public:
    */
   template <class F>
   void post(F&& fn) const {
-    auto* task = make_task(std::forward<F>(fn), detail::TaskKind::detached, 1);  // the queue's
-    if (!enqueue(*task)) {
-      task->release();
-      throw LoopStopped("post refused: the loop is stopped");
+    using Function = detail::function_type_for<F>;
+    if constexpr (detail::task_traits<Function>::coroutine) {
+      auto* task = make_task(std::forward<F>(fn), detail::TaskKind::detached, 1);  // the queue's
+      if (!enqueue(*task)) {
+        task->release();
+        throw LoopStopped("post refused: the loop is stopped");
+      }
+    } else {
+      detail::check_callable(fn);
+      detail::LoopCore& loop = core();
+      loop.check_started();
+      auto call = std::make_unique<detail::PostedCall<Function>>(std::forward<F>(fn));
+      if (!loop.accepting() || !loop.push(*call)) {
+        loop.refuse_posted_call_at_call();
+        throw LoopStopped("post refused: the loop is stopped");
+      }
+      call.release();  // the queue owns it now
     }
   }
 

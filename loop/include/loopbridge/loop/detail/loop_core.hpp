@@ -244,6 +244,12 @@ public:
   void task_left(TaskBase& task) noexcept;
   void reject(TaskBase& task) noexcept;
   void execute_stop() noexcept;
+  /// PostedCall's bookkeeping: false when the loop refused it (counted and reported).
+  bool begin_posted_call() noexcept;
+  void end_posted_call(std::exception_ptr error) noexcept;
+  void refuse_posted_call() noexcept;
+  /// A post that never reached the loop: counted (the caller throws LoopStopped).
+  void refuse_posted_call_at_call() noexcept;
   void register_wait(PendingWait& wait) noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
 

@@ -74,6 +74,38 @@ using EntryPoint = boost::asio::awaitable<boost::asio::detail::awaitable_thread_
 /// where a late cancellation could throw out of io_context::run().
 void launch(EntryPoint entry, TaskBase& task);
 
+/// A posted plain callable: nobody waits on it and it runs to its end inside its command,
+/// so it needs no shared state, no reference count and no cancellation signal.
+template <class F>
+class PostedCall final : public Command {
+public:
+  template <class G>
+  explicit PostedCall(G&& fn) : fn_(std::forward<G>(fn)), context_(this_thread_context()) {}
+
+  void execute(LoopCore& core) noexcept override {
+    std::unique_ptr<PostedCall> self(this);
+    if (!core.begin_posted_call()) return;
+    auto outer = exchange_this_thread_context(std::move(context_));
+    std::exception_ptr error;
+    try {
+      std::invoke(fn_);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    exchange_this_thread_context(std::move(outer));
+    core.end_posted_call(std::move(error));
+  }
+
+  void discard(LoopCore& core) noexcept override {
+    std::unique_ptr<PostedCall> self(this);
+    core.refuse_posted_call();
+  }
+
+private:
+  F fn_;
+  std::shared_ptr<const ContextData> context_;
+};
+
 /// One submitted task: its result state, its loop bookkeeping and its callable, in one
 /// allocation.
 template <class T, class F>
