@@ -102,17 +102,11 @@ TEST_CASE("a cancel racing the submission loses no future 1000 times over", "[lo
 TEST_CASE("a task cancelled before it starts never runs", "[loop][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel-early"});
   loop.start();
-  Gate release;
-  Gate entered;
-  auto blocker = loop.submit([&] {
-    entered.open();
-    release.wait();
-  });
-  REQUIRE(entered.wait());
+  LoopBlocker blocker(loop);
   std::atomic<bool> ran{false};
   auto queued = loop.submit([&] { ran = true; });
   CHECK(queued.cancel());
-  release.open();
+  blocker.release();
   require_settles(queued);
   CHECK_THROWS_AS(queued.get(), TaskCancelled);
   CHECK_FALSE(ran);

@@ -58,17 +58,11 @@ TEST_CASE("commands from many threads keep each thread's order", "[loop][queue]"
 TEST_CASE("the queue depth counts commands the loop has not run yet", "[loop][queue]") {
   BackgroundLoop loop({.name = "lb-depth"});
   loop.start();
-  Gate release;
-  Gate entered;
-  auto blocker = loop.submit([&] {
-    entered.open();
-    release.wait();
-  });
-  REQUIRE(entered.wait());
+  LoopBlocker blocker(loop);
   std::vector<TaskHandle<int>> queued;
   for (int i = 0; i < 100; ++i) queued.push_back(loop.submit([i] { return i; }));
   CHECK(loop.queue_depth() == 100);
-  release.open();
+  blocker.release();
   for (auto& h : queued) require_settles(h);
   CHECK(eventually([&] { return loop.queue_depth() == 0; }));
 }

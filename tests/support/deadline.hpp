@@ -69,4 +69,28 @@ private:
   std::atomic<bool> open_{false};
 };
 
+/// Occupies a loop's thread with a callable until release() (or the deadline), so that
+/// commands queue up behind it.
+class LoopBlocker {
+public:
+  template <class Loop>
+  explicit LoopBlocker(Loop& loop)
+      : task_(loop.submit([this] {
+          entered_.open();
+          release_.wait();
+        })) {
+    REQUIRE(entered_.wait());
+  }
+  void release() { release_.open(); }
+  ~LoopBlocker() {
+    release();
+    task_.wait_for(kDeadline);  // the callable reads our gates until it returns
+  }
+
+private:
+  Gate entered_;
+  Gate release_;
+  TaskHandle<void> task_;
+};
+
 }  // namespace loopbridge::test

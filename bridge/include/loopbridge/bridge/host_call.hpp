@@ -126,20 +126,7 @@ public:
   explicit HostCall(G&& fn) : TypedState<R>(1), fn_(std::forward<G>(fn)) {}
 
   void run() noexcept override {
-    try {
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(*fn_);
-        fn_.reset();
-        this->set_value();
-      } else {
-        auto value = std::invoke(*fn_);
-        fn_.reset();
-        this->set_value(std::move(value));
-      }
-    } catch (...) {
-      fn_.reset();
-      this->set_exception(std::current_exception());
-    }
+    settle_from(*this, [this]() -> R { return std::invoke(*fn_); }, [this] { fn_.reset(); });
   }
 
   void refuse() noexcept override {
@@ -161,10 +148,8 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HostCallBas
   call.context = task->context;
   if (!waiter->post(call)) throw HostNotWaiting("the host thread stopped waiting for this task");
   // The host runs the call to its end: a cancel of this task waits for it.
-  auto wait = boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(boost::system::error_code)>(
-      InitiateWait{OnCancel::stop_and_wait}, boost::asio::use_awaitable, Ref<StateBase>(result));
-  co_await std::move(wait);
-  co_return result->take();
+  auto wait = await_result<R>(std::move(result), OnCancel::stop_and_wait);
+  co_return co_await std::move(wait);
 }
 
 }  // namespace detail

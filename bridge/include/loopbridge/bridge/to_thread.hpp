@@ -49,20 +49,7 @@ public:
   explicit OffloadJob(G&& fn) : TypedState<R>(1), fn_(std::forward<G>(fn)) {}
 
   void run() noexcept override {
-    try {
-      if constexpr (std::is_void_v<R>) {
-        invoke();
-        fn_.reset();
-        this->set_value();
-      } else {
-        auto value = invoke();
-        fn_.reset();
-        this->set_value(std::move(value));
-      }
-    } catch (...) {
-      fn_.reset();
-      this->set_exception(std::current_exception());
-    }
+    settle_from(*this, [this]() -> R { return invoke(); }, [this] { fn_.reset(); });
   }
 
   void refuse() noexcept override {
@@ -90,12 +77,9 @@ template <class R>
 boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, WorkerJob& job, OnCancel on_cancel) {
   auto executor = co_await boost::asio::this_coro::executor;
   if (TaskBase* task = task_of(executor)) job.context = task->context;
-  LoopCore* core = this_thread_core();
-  if (!core->workers().submit(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
-  auto wait = boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(boost::system::error_code)>(
-      InitiateWait{on_cancel}, boost::asio::use_awaitable, Ref<StateBase>(result));
-  co_await std::move(wait);
-  co_return result->take();
+  if (!this_thread_core()->workers().submit(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
+  auto wait = await_result<R>(std::move(result), on_cancel);
+  co_return co_await std::move(wait);
 }
 
 }  // namespace detail

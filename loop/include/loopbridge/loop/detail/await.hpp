@@ -4,6 +4,9 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
@@ -153,6 +156,16 @@ struct InitiateWait {
     ForeignWait<H>::start(std::move(awaited), std::forward<Handler>(handler));
   }
 };
+
+/// From a coroutine on a loop: waits (without blocking) for `state` to settle, then returns
+/// its value or rethrows its exception.
+template <class R>
+boost::asio::awaitable<R> await_result(Ref<TypedState<R>> state, OnCancel on_cancel) {
+  auto wait = boost::asio::async_initiate<const boost::asio::use_awaitable_t<>, void(boost::system::error_code)>(
+      InitiateWait{on_cancel}, boost::asio::use_awaitable, Ref<StateBase>(state));
+  co_await std::move(wait);
+  co_return state->take();
+}
 
 /// Calls a function with the settled handle, on the settling thread.
 template <class Handle, class Fn>

@@ -127,4 +127,24 @@ private:
   std::variant<std::monostate, Stored<T>, std::exception_ptr> result_;
 };
 
+/// Runs `invoke()`, then `drop()` (destroys the callable, so its captures are gone before
+/// anyone sees the result), then settles `state` with the value or the exception.
+template <class R, class Invoke, class Drop>
+void settle_from(TypedState<R>& state, Invoke&& invoke, Drop&& drop) noexcept {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      invoke();
+      drop();
+      state.set_value();
+    } else {
+      auto value = invoke();
+      drop();
+      state.set_value(std::move(value));
+    }
+  } catch (...) {
+    drop();
+    state.set_exception(std::current_exception());
+  }
+}
+
 }  // namespace loopbridge::detail
