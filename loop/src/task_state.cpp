@@ -1,3 +1,4 @@
+#include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
@@ -66,17 +67,33 @@ bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
     if (deadline) spin = std::min(spin, std::chrono::nanoseconds(*deadline - std::chrono::steady_clock::now()));
     if (spin_until([&] { return ready(); }, spin)) return true;
   }
+  if (ready()) return true;
+  // While this thread waits, its tasks may call back into it (call_host).
+  HostWaiter* host = this_thread_host_waiter();
+  const StateBase* outer_wait = host->begin_wait(*this);
   std::uint32_t w = word.load(std::memory_order_acquire);
-  while ((w & kDone) == 0) {
-    if (deadline && std::chrono::steady_clock::now() >= *deadline) return false;
-    if ((w & kWaiters) == 0 &&
-        !word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acquire, std::memory_order_acquire)) {
+  for (;;) {
+    if (host->serve()) w = word.load(std::memory_order_acquire);
+    if (w & kDone) break;
+    if (deadline && std::chrono::steady_clock::now() >= *deadline) break;
+    if (w & kHostCall) {
+      w = word.fetch_and(~kHostCall, std::memory_order_acq_rel) & ~kHostCall;
       continue;
     }
-    futex_wait(word, w | kWaiters, deadline);
+    if ((w & kWaiters) == 0) {
+      if (!word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acquire, std::memory_order_acquire)) continue;
+      w |= kWaiters;
+    }
+    futex_wait(word, w, deadline);
     w = word.load(std::memory_order_acquire);
   }
-  return true;
+  host->end_wait(outer_wait);
+  return (w & kDone) != 0 || ready();
+}
+
+void StateBase::interrupt_wait() const noexcept {
+  word_.fetch_or(kHostCall, std::memory_order_acq_rel);
+  futex_wake_all(word_);
 }
 
 void StateBase::publish() noexcept {

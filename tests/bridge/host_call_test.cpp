@@ -66,6 +66,25 @@ TEST_CASE("a task calls back into the host thread blocked in run on it", "[bridg
   CHECK(ran_on_host);
 }
 
+TEST_CASE("a host blocked in get serves its task's host calls", "[bridge][host]") {
+  BackgroundLoop loop({.name = "lb-host-get"});
+  loop.start();
+  ThreadBound bound;
+  auto task = loop.submit([&]() -> asio::awaitable<int> {
+    // Calls reach a host only while it is blocked: give it time to get there (run() has
+    // no such gap: it takes calls from the moment it submits).
+    asio::steady_timer timer(co_await asio::this_coro::executor, 50ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    auto first = call_host([&] { return bound.touch(); });
+    int a = co_await std::move(first);
+    auto second = call_host([&] { return bound.touch(); });
+    int b = co_await std::move(second);
+    co_return a + b;
+  });
+  require_settles(task);  // a blocking wait: the calls run here, on the owning thread
+  CHECK(task.get() == 3);
+}
+
 TEST_CASE("host calls nest four levels deep without deadlock", "[bridge][host]") {
   BackgroundLoop loop({.name = "lb-host-nest"});
   loop.start();
@@ -95,13 +114,29 @@ TEST_CASE("a host call's exception reaches the task with its type", "[bridge][ho
 TEST_CASE("call_host fails at once when no host is waiting", "[bridge][host][errors]") {
   BackgroundLoop loop({.name = "lb-host-none"});
   loop.start();
-  // Submitted without run(): nobody waits on it in a way that can serve calls.
+  // The submitting host is busy (polling, not blocked in a wait) when the call comes.
   auto task = loop.submit([]() -> asio::awaitable<int> {
     auto op = call_host([] { return 1; });
     co_return co_await std::move(op);
   });
-  require_settles(task);
+  REQUIRE(eventually([&] { return task.ready(); }));
   CHECK_THROWS_AS(task.get(), HostNotWaiting);
+
+  // Submitted from a loop thread: there is no host to call.
+  auto outer = loop.submit([&loop]() -> asio::awaitable<bool> {
+    auto inner = loop.submit([]() -> asio::awaitable<int> {
+      auto op = call_host([] { return 1; });
+      co_return co_await std::move(op);
+    });
+    try {
+      co_await inner.async_get();
+    } catch (const HostNotWaiting&) {
+      co_return true;
+    }
+    co_return false;
+  });
+  require_settles(outer);
+  CHECK(outer.get());
 
   // The host gave up (deadline) before the task called back.
   std::atomic<bool> refused{false};

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <loopbridge/bridge/host_call.hpp>
+#include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
 #include <loopbridge/loop/task_handle.hpp>
@@ -48,21 +48,13 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
                      RunOptions options = {}) {
   detail::check_may_block("loopbridge::run");
   if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
-  auto waiter = detail::Ref<detail::HostWaiter>::adopt(new detail::HostWaiter());
-  TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), options.stop, waiter);
-  waiter->watch(detail::HandleAccess::state(handle));
-  // Until the task settles, this thread serves the task's call_host() requests.
-  bool settled = waiter->serve_until(deadline);
-  if (!settled && handle.cancel()) {
-    auto unwind_deadline = std::chrono::steady_clock::now() +
-                           std::chrono::ceil<std::chrono::steady_clock::duration>(options.unwind_timeout);
-    const bool unwound = waiter->serve_until(unwind_deadline);
-    waiter->close();
-    throw Timeout(unwound ? "run(): the deadline passed; the task was cancelled and has unwound"
-                          : "run(): the deadline passed; the task was cancelled but is still unwinding");
-  }
-  waiter->close();
-  return handle.get();
+  // From here to the end of the wait, this thread takes the task's call_host() requests.
+  detail::HostWaiter::Expecting expecting(*detail::this_thread_host_waiter());
+  TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), options.stop);
+  if (handle.wait_until(deadline) == std::future_status::ready || !handle.cancel()) return handle.get();
+  const bool unwound = handle.wait_for(options.unwind_timeout) == std::future_status::ready;
+  throw Timeout(unwound ? "run(): the deadline passed; the task was cancelled and has unwound"
+                        : "run(): the deadline passed; the task was cancelled but is still unwinding");
 }
 
 /// run() with a timeout instead of a deadline. Throws InvalidArgument for a timeout that is

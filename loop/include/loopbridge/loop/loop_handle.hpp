@@ -1,5 +1,6 @@
 #pragma once
 
+#include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task.hpp>
 #include <loopbridge/loop/task_handle.hpp>
@@ -61,17 +62,12 @@ public:
   /// on) cancels the task as cancel() does. The link ends when the task settles.
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop) const {
-    return submit(std::forward<F>(fn), std::move(stop), {});
-  }
-
-  /// Internal (run()): as submit(fn, stop), with the host thread that will wait on it.
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop, detail::Ref<detail::RefCounted> host) const {
     using Result = task_result_t<F>;
     auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2);  // the queue's and the handle's
     auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
     task->link_stop_token(std::move(stop));
-    task->host_waiter = std::move(host);
+    // The submitting host thread: the task's call_host() reaches it while it waits.
+    task->host_waiter = detail::Ref<detail::HostWaiter>::share(detail::this_thread_host_waiter());
     if (!enqueue(*task)) task->release();
     return TaskHandle<Result>(std::move(state), core_, core_->spin_before_sleep());
   }

@@ -29,9 +29,10 @@ struct HandleAccess;
  * its end and its result is dropped. Call cancel() first if that is what you want.
  *
  * @par Blocking
- * get(), wait(), wait_for() and wait_until() block the calling thread. On any loop thread
- * they throw DeadlockError at once instead: a coroutine there uses `co_await async_get()`,
- * which suspends only the coroutine.
+ * get(), wait(), wait_for() and wait_until() block the calling thread; meanwhile it runs
+ * the call_host() requests of the tasks it submitted. On any loop thread they throw
+ * DeadlockError at once instead: a coroutine there uses `co_await async_get()`, which
+ * suspends only the coroutine.
  *
  * @par Thread safety
  * Distinct handles: safe. One handle: cancel(), ready() and the waits may be called from

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/command_queue.hpp>
+#include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/detail/worker_pool.hpp>
@@ -128,8 +129,9 @@ public:
   const bool coroutine;
   /// Captured from the submitting thread (set before the task is queued).
   std::shared_ptr<const ContextData> context;
-  /// The host thread blocked in run() on this task, for call_host (set before queueing).
-  Ref<RefCounted> host_waiter;
+  /// The host thread that submitted this task, for call_host (set before queueing; null
+  /// when a loop thread submitted it).
+  Ref<HostWaiter> host_waiter;
 
   // Loop-thread bookkeeping, owned by LoopCore.
   TaskBase* prev_in_flight = nullptr;

@@ -63,6 +63,9 @@ public:
   /// Takes `c` back. True if it was still registered: it will not be told.
   bool reclaim_continuation(Continuation& c) noexcept;
 
+  /// Wakes a host thread blocked on this state so that it serves its host calls.
+  void interrupt_wait() const noexcept;
+
   /// Asks the owner of this state to cancel the work behind it. False when there is nothing
   /// left to cancel (already settled, or nothing cancellable).
   virtual bool request_cancel() noexcept { return false; }
@@ -75,6 +78,7 @@ protected:
 private:
   static constexpr std::uint32_t kDone = 1;
   static constexpr std::uint32_t kWaiters = 2;
+  static constexpr std::uint32_t kHostCall = 4;  // a host call arrived for the waiting host
 
   bool wait_impl(const std::chrono::steady_clock::time_point* deadline, std::chrono::nanoseconds spin) const;
 
