@@ -15,7 +15,7 @@ HostWaiter* this_thread_host_waiter() {
   return t_host_waiter.get();
 }
 
-bool HostWaiter::post(HostCallBase& call) {
+bool HostWaiter::post(HandoffCall& call) {
   std::lock_guard lock(mutex_);
   if (waiting_on_ == nullptr && expecting_ == 0) return false;
   call.refs().add_ref();
@@ -31,7 +31,7 @@ HostWaiter::Expecting::Expecting(HostWaiter& waiter) : waiter_(waiter) {
 }
 
 HostWaiter::Expecting::~Expecting() {
-  std::deque<HostCallBase*> refused;
+  std::deque<HandoffCall*> refused;
   {
     std::lock_guard lock(waiter_.mutex_);
     --waiter_.expecting_;
@@ -40,14 +40,14 @@ HostWaiter::Expecting::~Expecting() {
   refuse_all(refused);
 }
 
-std::deque<HostCallBase*> HostWaiter::take_refused_locked() {
-  std::deque<HostCallBase*> refused;
+std::deque<HandoffCall*> HostWaiter::take_refused_locked() {
+  std::deque<HandoffCall*> refused;
   if (waiting_on_ == nullptr && expecting_ == 0) refused.swap(calls_);
   return refused;
 }
 
-void HostWaiter::refuse_all(std::deque<HostCallBase*>& calls) noexcept {
-  for (HostCallBase* call : calls) {
+void HostWaiter::refuse_all(std::deque<HandoffCall*>& calls) noexcept {
+  for (HandoffCall* call : calls) {
     call->refuse();
     call->refs().release();
   }
@@ -61,7 +61,7 @@ const StateBase* HostWaiter::begin_wait(const StateBase& state) {
 }
 
 void HostWaiter::end_wait(const StateBase* previous) {
-  std::deque<HostCallBase*> refused;
+  std::deque<HandoffCall*> refused;
   {
     std::lock_guard lock(mutex_);
     waiting_on_ = previous;
@@ -73,7 +73,7 @@ void HostWaiter::end_wait(const StateBase* previous) {
 bool HostWaiter::serve() {
   bool ran = false;
   for (;;) {
-    HostCallBase* call = nullptr;
+    HandoffCall* call = nullptr;
     {
       std::lock_guard lock(mutex_);
       if (calls_.empty()) return ran;

@@ -7,7 +7,7 @@ namespace loopbridge::detail {
 WorkerPool::WorkerPool(std::size_t max_threads, std::string thread_name)
     : max_threads_(max_threads), thread_name_(std::move(thread_name)) {}
 
-bool WorkerPool::submit(WorkerJob& job) {
+bool WorkerPool::submit(HandoffCall& job) {
   std::unique_lock lock(mutex_);
   if (stopping_) return false;
   job.refs().add_ref();
@@ -28,7 +28,7 @@ void WorkerPool::worker_main() noexcept {
     work_cv_.wait(lock, [&] { return stopping_ || !jobs_.empty(); });
     --idle_;
     if (jobs_.empty()) break;  // stopping, nothing left
-    WorkerJob* job = jobs_.front();
+    HandoffCall* job = jobs_.front();
     jobs_.pop_front();
     ++busy_;
     lock.unlock();
@@ -43,7 +43,7 @@ void WorkerPool::worker_main() noexcept {
 }
 
 std::size_t WorkerPool::stop(std::chrono::steady_clock::time_point deadline) {
-  std::deque<WorkerJob*> refused;
+  std::deque<HandoffCall*> refused;
   std::vector<boost::thread> threads;
   std::size_t detached = 0;
   {
@@ -55,7 +55,7 @@ std::size_t WorkerPool::stop(std::chrono::steady_clock::time_point deadline) {
     detached = busy_;
     threads.swap(threads_);
   }
-  for (WorkerJob* job : refused) {
+  for (HandoffCall* job : refused) {
     job->refuse();
     job->refs().release();
   }

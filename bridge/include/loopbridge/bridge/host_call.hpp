@@ -2,6 +2,7 @@
 
 #include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task.hpp>
@@ -29,28 +30,14 @@ namespace loopbridge {
 
 namespace detail {
 
-template <class R, class F>
-class HostCall final : public TypedState<R>, public HostCallBase {
-public:
-  template <class G>
-  explicit HostCall(G&& fn) : TypedState<R>(1), fn_(std::forward<G>(fn)) {}
-
-  void run() noexcept override {
-    settle_from(*this, [this]() -> R { return std::invoke(*fn_); }, [this] { fn_.reset(); });
+struct RefusedByAbsentHost {
+  std::exception_ptr operator()() const {
+    return std::make_exception_ptr(HostNotWaiting("the host stopped waiting before it ran the call"));
   }
-
-  void refuse() noexcept override {
-    this->set_exception(std::make_exception_ptr(HostNotWaiting("the host stopped waiting before it ran the call")));
-  }
-
-  RefCounted& refs() noexcept override { return *this; }
-
-private:
-  std::optional<F> fn_;
 };
 
 template <class R>
-boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HostCallBase& call) {
+boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall& call) {
   auto executor = co_await boost::asio::this_coro::executor;
   TaskBase* task = task_of(executor);
   HostWaiter* waiter = task ? task->host_waiter.get() : nullptr;
@@ -70,7 +57,9 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HostCallBas
  * For objects that only their owning thread may touch (asgiref's thread-sensitive mode).
  * The host thread runs `fn` inside its blocking call, with the task's context installed;
  * `fn` may itself call run() or get() again (nesting to any depth: the loop is never
- * blocked). Build the awaitable in its own statement, then `co_await std::move(op)`.
+ * blocked). If `fn` takes a `std::stop_token`, cancelling the task requests stop on it; the
+ * task waits for `fn` to return either way. Build the awaitable in its own statement, then
+ * `co_await std::move(op)`.
  *
  * @par Throws
  * HostNotWaiting, at once, when the task was submitted from a loop thread, or its host
@@ -78,11 +67,11 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HostCallBas
  * exception.
  */
 template <class F>
-boost::asio::awaitable<std::invoke_result_t<std::decay_t<F>&>> call_host(F&& fn) {
+boost::asio::awaitable<detail::handoff_result_t<std::decay_t<F>>> call_host(F&& fn) {
   using Function = std::decay_t<F>;
-  using Result = std::invoke_result_t<Function&>;
+  using Result = detail::handoff_result_t<Function>;
   detail::check_callable(fn);
-  auto* call = new detail::HostCall<Result, Function>(std::forward<F>(fn));
+  auto* call = new detail::HandoffState<Function, detail::RefusedByAbsentHost>(std::forward<F>(fn), {});
   auto result = detail::Ref<detail::TypedState<Result>>::adopt(call);
   return detail::await_host_call<Result>(std::move(result), *call);
 }

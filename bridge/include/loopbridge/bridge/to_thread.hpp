@@ -3,6 +3,7 @@
 #include <loopbridge/loop/detail/await.hpp>
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task.hpp>
+#include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/worker_pool.hpp>
 #include <loopbridge/loop/errors.hpp>
 
@@ -34,47 +35,14 @@ struct ToThreadOptions {
 
 namespace detail {
 
-template <class F>
-constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
-
-template <class F>
-using offload_result_t =
-    typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, std::stop_token>, std::invoke_result<F&>>::type;
-
-/// A blocking function on its way through the worker pool, and its result.
-template <class R, class F>
-class OffloadJob final : public TypedState<R>, public WorkerJob {
-public:
-  template <class G>
-  explicit OffloadJob(G&& fn) : TypedState<R>(1), fn_(std::forward<G>(fn)) {}
-
-  void run() noexcept override {
-    settle_from(*this, [this]() -> R { return invoke(); }, [this] { fn_.reset(); });
+struct RefusedByStoppedLoop {
+  std::exception_ptr operator()() const {
+    return std::make_exception_ptr(LoopStopped("to_thread: the loop stopped before the function ran"));
   }
-
-  void refuse() noexcept override {
-    fn_.reset();
-    this->set_exception(std::make_exception_ptr(LoopStopped("to_thread: the loop stopped before the function ran")));
-  }
-
-  bool request_cancel() noexcept override { return stop_.request_stop(); }
-  RefCounted& refs() noexcept override { return *this; }
-
-private:
-  R invoke() {
-    if constexpr (takes_stop_token<F>) {
-      return std::invoke(*fn_, stop_.get_token());
-    } else {
-      return std::invoke(*fn_);
-    }
-  }
-
-  std::optional<F> fn_;
-  std::stop_source stop_;
 };
 
 template <class R>
-boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, WorkerJob& job, OnCancel on_cancel) {
+boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& job, OnCancel on_cancel) {
   auto executor = co_await boost::asio::this_coro::executor;
   if (TaskBase* task = task_of(executor)) job.context = task->context;
   if (!this_thread_core()->workers().submit(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
@@ -103,13 +71,13 @@ boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, WorkerJob& jo
  * stopped (or stops before `fn` ran).
  */
 template <class F>
-boost::asio::awaitable<detail::offload_result_t<std::decay_t<F>>> to_thread(F&& fn, ToThreadOptions options = {}) {
+boost::asio::awaitable<detail::handoff_result_t<std::decay_t<F>>> to_thread(F&& fn, ToThreadOptions options = {}) {
   using Function = std::decay_t<F>;
-  using Result = detail::offload_result_t<Function>;
+  using Result = detail::handoff_result_t<Function>;
   detail::LoopCore* core = detail::this_thread_core();
   if (core == nullptr) throw InvalidState("to_thread() is awaited from a coroutine on a loop thread");
   detail::check_callable(fn);
-  auto* job = new detail::OffloadJob<Result, Function>(std::forward<F>(fn));
+  auto* job = new detail::HandoffState<Function, detail::RefusedByStoppedLoop>(std::forward<F>(fn), {});
   auto result = detail::Ref<detail::TypedState<Result>>::adopt(job);
   return detail::await_offload<Result>(std::move(result), *job,
                                        options.abandon_on_cancel ? detail::OnCancel::stop_and_detach

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <loopbridge/loop/context.hpp>
+#include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 
 #include <deque>
@@ -11,16 +11,6 @@ namespace loopbridge::detail {
 
 class StateBase;
 
-/// A callable a task sends back to the host thread that waits on it, and its result.
-class HostCallBase {
-public:
-  virtual ~HostCallBase() = default;
-  virtual void run() noexcept = 0;
-  virtual void refuse() noexcept = 0;
-  virtual RefCounted& refs() noexcept = 0;
-  std::shared_ptr<const ContextData> context;
-};
-
 /// One per host thread (created on its first submission): the mailbox of calls that its
 /// tasks send back to it (call_host). The thread serves the mailbox while it is blocked in
 /// any TaskHandle wait; a call finding it not waiting is refused at once.
@@ -28,7 +18,7 @@ class HostWaiter final : public RefCounted {
 public:
   /// Loop thread: hands a call over and wakes the waiting host. False when the host is
   /// not blocked in a wait (the call was not taken).
-  bool post(HostCallBase& call);
+  bool post(HandoffCall& call);
 
   /// Host thread, around a blocking wait on `state`: calls posted meanwhile wake that wait.
   const StateBase* begin_wait(const StateBase& state);
@@ -51,11 +41,11 @@ public:
 
 private:
   /// Refuses the queued calls once nothing on this thread waits or expects any. Locked.
-  std::deque<HostCallBase*> take_refused_locked();
-  static void refuse_all(std::deque<HostCallBase*>& calls) noexcept;
+  std::deque<HandoffCall*> take_refused_locked();
+  static void refuse_all(std::deque<HandoffCall*>& calls) noexcept;
 
   std::mutex mutex_;
-  std::deque<HostCallBase*> calls_;
+  std::deque<HandoffCall*> calls_;
   const StateBase* waiting_on_ = nullptr;
   int expecting_ = 0;
 };

@@ -1,7 +1,6 @@
 #pragma once
 
-#include <loopbridge/loop/context.hpp>
-#include <loopbridge/loop/detail/ref.hpp>
+#include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
 #include <boost/thread/thread.hpp>
@@ -17,20 +16,6 @@
 
 namespace loopbridge::detail {
 
-/// A blocking function handed to a worker thread; its state settles when it returns.
-class WorkerJob {
-public:
-  virtual ~WorkerJob() = default;
-  /// Worker thread: runs the function and settles the state.
-  virtual void run() noexcept = 0;
-  /// Settles without running (the pool stopped first).
-  virtual void refuse() noexcept = 0;
-  virtual RefCounted& refs() noexcept = 0;
-
-  /// Installed on the worker thread while the job runs.
-  std::shared_ptr<const ContextData> context;
-};
-
 /// The bounded pool of threads a loop runs blocking work on (to_thread). Threads start on
 /// demand up to the limit. Shared with its threads, so one that outlives the loop (a
 /// function that would not return in time) keeps what it uses alive.
@@ -39,7 +24,7 @@ public:
   WorkerPool(std::size_t max_threads, std::string thread_name);
 
   /// Queues a job (taking a reference). False once the pool has stopped.
-  bool submit(WorkerJob& job);
+  bool submit(HandoffCall& job);
 
   /// Refuses queued jobs, waits for running ones until `deadline`, then detaches the
   /// threads still busy. Returns how many were detached.
@@ -53,7 +38,7 @@ private:
   std::mutex mutex_;
   std::condition_variable work_cv_;
   std::condition_variable idle_cv_;
-  std::deque<WorkerJob*> jobs_;
+  std::deque<HandoffCall*> jobs_;
   std::vector<boost::thread> threads_;
   std::size_t idle_ = 0;
   std::size_t busy_ = 0;

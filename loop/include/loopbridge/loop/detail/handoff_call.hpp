@@ -1,0 +1,77 @@
+#pragma once
+
+#include <loopbridge/loop/context.hpp>
+#include <loopbridge/loop/detail/ref.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stop_token>
+#include <type_traits>
+
+namespace loopbridge::detail {
+
+/// A function a task hands to another thread to run (a worker for to_thread, the waiting
+/// host for call_host), with the state its result settles.
+class HandoffCall {
+public:
+  virtual ~HandoffCall() = default;
+  /// On the receiving thread: runs the function and settles the state.
+  virtual void run() noexcept = 0;
+  /// Settles without running (the receiver went away first).
+  virtual void refuse() noexcept = 0;
+  virtual RefCounted& refs() noexcept = 0;
+
+  /// The task's context, installed on the receiving thread while the function runs.
+  std::shared_ptr<const ContextData> context;
+};
+
+template <class F>
+constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
+
+/// What a handed-off F returns (given a std::stop_token if it takes one).
+template <class F>
+using handoff_result_t =
+    typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, std::stop_token>, std::invoke_result<F&>>::type;
+
+/// A handed-off function and the state its result settles. If F takes a std::stop_token,
+/// cancelling the awaiting task requests stop on it.
+template <class F, class Refusal>
+class HandoffState final : public TypedState<handoff_result_t<F>>, public HandoffCall {
+public:
+  using Result = handoff_result_t<F>;
+
+  /// `refusal` makes the exception the state settles with when the call is refused.
+  template <class G>
+  HandoffState(G&& fn, Refusal refusal)
+      : TypedState<Result>(1), fn_(std::forward<G>(fn)), refusal_(std::move(refusal)) {}
+
+  void run() noexcept override {
+    settle_from(*this, [this]() -> Result { return invoke(); }, [this] { fn_.reset(); });
+  }
+
+  void refuse() noexcept override {
+    fn_.reset();
+    this->set_exception(refusal_());
+  }
+
+  bool request_cancel() noexcept override { return stop_.request_stop(); }
+  RefCounted& refs() noexcept override { return *this; }
+
+private:
+  Result invoke() {
+    if constexpr (takes_stop_token<F>) {
+      return std::invoke(*fn_, stop_.get_token());
+    } else {
+      return std::invoke(*fn_);
+    }
+  }
+
+  std::optional<F> fn_;
+  Refusal refusal_;
+  // A stop state is allocated only for a function that can observe it.
+  std::stop_source stop_ = takes_stop_token<F> ? std::stop_source() : std::stop_source(std::nostopstate);
+};
+
+}  // namespace loopbridge::detail
