@@ -238,15 +238,16 @@ void LoopCore::unregister_wait(PendingWait& wait) noexcept {
 }
 
 boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
-  for (PendingWait* wait = waits_head_; wait != nullptr;) {
-    PendingWait* next = wait->next_wait;
-    if (wait->awaited().reclaim_continuation(*wait)) wait->destroy_now();
-    wait = next;
-  }
-  // The rest were taken by the threads settling them (or by a cancel), and each is being
-  // pushed to this queue right now: run them as they arrive.
+  // Takes back every wait still registered and destroys it here. Those it cannot take were
+  // claimed by the thread settling them (or by a cancel) and are being pushed to this queue
+  // right now: run them as they arrive. Running them may register new waits: go round.
   const auto deadline = deadline_after(std::chrono::seconds(1));
   while (waits_head_ != nullptr && Clock::now() < deadline) {
+    for (PendingWait* wait = waits_head_; wait != nullptr;) {
+      PendingWait* next = wait->next_wait;
+      if (wait->awaited().reclaim_continuation(*wait)) wait->destroy_now();
+      wait = next;
+    }
     drain();
     if (waits_head_ == nullptr) break;
     auto yield = boost::asio::post(io_, boost::asio::use_awaitable);

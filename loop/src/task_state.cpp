@@ -62,37 +62,35 @@ bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline, std::
 
 bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
                           std::chrono::nanoseconds spin) const {
-  auto& word = word_;
-  if (spin > std::chrono::nanoseconds::zero()) {
-    if (deadline) spin = std::min(spin, std::chrono::nanoseconds(*deadline - std::chrono::steady_clock::now()));
-    if (spin_until([&] { return ready(); }, spin)) return true;
-  }
   if (ready()) return true;
+  auto& word = word_;
   // While this thread waits, its tasks may call back into it (call_host).
   HostWaiter* host = this_thread_host_waiter();
   const StateBase* outer_wait = host->begin_wait(*this);
-  std::uint32_t w = word.load(std::memory_order_acquire);
+  if (spin > std::chrono::nanoseconds::zero()) {
+    if (deadline) spin = std::min(spin, std::chrono::nanoseconds(*deadline - std::chrono::steady_clock::now()));
+    const std::uint32_t start = word.load(std::memory_order_acquire);
+    spin_until([&] { return word.load(std::memory_order_acquire) != start; }, spin);
+  }
   for (;;) {
-    if (host->serve()) w = word.load(std::memory_order_acquire);
+    // Read the word before serving: a call posted after the read changes it, and the
+    // futex wait below then returns at once.
+    std::uint32_t w = word.load(std::memory_order_acquire);
+    host->serve();
     if (w & kDone) break;
     if (deadline && std::chrono::steady_clock::now() >= *deadline) break;
-    if (w & kHostCall) {
-      w = word.fetch_and(~kHostCall, std::memory_order_acq_rel) & ~kHostCall;
+    if ((w & kWaiters) == 0) {
+      word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acq_rel, std::memory_order_acquire);
       continue;
     }
-    if ((w & kWaiters) == 0) {
-      if (!word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acquire, std::memory_order_acquire)) continue;
-      w |= kWaiters;
-    }
     futex_wait(word, w, deadline);
-    w = word.load(std::memory_order_acquire);
   }
   host->end_wait(outer_wait);
-  return (w & kDone) != 0 || ready();
+  return ready();
 }
 
 void StateBase::interrupt_wait() const noexcept {
-  word_.fetch_or(kHostCall, std::memory_order_acq_rel);
+  word_.fetch_add(kHostCallUnit, std::memory_order_acq_rel);
   futex_wake_all(word_);
 }
 

@@ -12,10 +12,18 @@ bool WorkerPool::submit(HandoffCall& job) {
   if (stopping_) return false;
   job.refs().add_ref();
   jobs_.push_back(&job);
-  if (idle_ == 0 && threads_.size() < max_threads_) {
-    threads_.emplace_back([self = shared_from_this()] { self->worker_main(); });
-  } else {
-    work_cv_.notify_one();
+  work_cv_.notify_one();
+  // Idle threads already woken still count as idle until they take a job: start one more
+  // whenever the queued jobs outnumber them, so no job waits behind another for a thread.
+  if (jobs_.size() > idle_ && threads_.size() < max_threads_) {
+    try {
+      threads_.emplace_back([self = shared_from_this()] { self->worker_main(); });
+    } catch (...) {
+      if (!threads_.empty()) return true;  // the running threads will take it
+      jobs_.pop_back();
+      job.refs().release();
+      throw;
+    }
   }
   return true;
 }

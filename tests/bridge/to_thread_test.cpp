@@ -140,3 +140,42 @@ TEST_CASE("stop reports workers it had to abandon and a late worker never touche
 TEST_CASE("to_thread outside a loop thread is refused", "[bridge][to_thread][errors]") {
   CHECK_THROWS_AS(to_thread([] {}), InvalidState);
 }
+
+TEST_CASE("jobs queued together each get a thread while the pool has room", "[bridge][to_thread]") {
+  LoopOptions options{.name = "lb-offload-room"};
+  options.worker_threads = 4;
+  BackgroundLoop loop(options);
+  loop.start();
+  // One finished job leaves an idle thread behind.
+  auto warm = loop.submit([]() -> asio::awaitable<void> {
+    auto op = to_thread([] {});
+    co_await std::move(op);
+  });
+  require_settles(warm);
+  std::this_thread::sleep_for(5ms);
+  // A waits for B: they deadlock unless B gets its own thread.
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  TaskHandle<bool> a, b;
+  {
+    LoopBlocker blocker(loop);  // both start in the same batch
+    a = loop.submit([flag]() -> asio::awaitable<bool> {
+      auto op = to_thread([flag] {
+        auto until = std::chrono::steady_clock::now() + 5s;
+        while (!*flag && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        return flag->load();
+      });
+      co_return co_await std::move(op);
+    });
+    b = loop.submit([flag]() -> asio::awaitable<bool> {
+      auto op = to_thread([flag] {
+        *flag = true;
+        return true;
+      });
+      co_return co_await std::move(op);
+    });
+  }
+  require_settles(a);
+  require_settles(b);
+  CHECK(a.get());
+  CHECK(b.get());
+}

@@ -140,3 +140,20 @@ TEST_CASE("stopping a loop whose coroutine awaits another loop's task settles bo
   b.stop();
   CHECK_THROWS_AS(forever_on_b.get(), TaskCancelled);
 }
+
+TEST_CASE("a throwing async_wait completion handler is reported and the loop goes on", "[loop][await][errors]") {
+  std::atomic<int> reported{0};
+  LoopOptions options{.name = "lb-throw-cb"};
+  options.error_handler = [&](std::exception_ptr, std::string_view) { ++reported; };
+  BackgroundLoop loop(options);
+  loop.start();
+  auto target = loop.submit([] { return later(1, 1ms); });
+  auto waiter = loop.submit([&] {
+    target.async_wait([](boost::system::error_code) { throw std::runtime_error("callback failed"); });
+  });
+  require_settles(waiter);
+  CHECK(eventually([&] { return reported.load() == 1; }));
+  auto still = loop.submit([] { return 2; });
+  require_settles(still);
+  CHECK(still.get() == 2);
+}

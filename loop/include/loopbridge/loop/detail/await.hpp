@@ -77,8 +77,13 @@ private:
   };
 
   void enqueue() noexcept {
-    // The home loop keeps its queue open until every registered wait has come back.
-    home_->push(*this);
+    // Once pushed, this node may be run and freed at once: hold the loop for the push.
+    Ref<LoopCore> home = home_;
+    if (!home->push(*this)) {
+      // The home loop ended without taking this wait back (not expected: it reclaims them
+      // before it closes). Its frame cannot be destroyed here, off its thread: leave it.
+      home->report_error(std::make_exception_ptr(LoopStopped("a wait outlived its loop")), "async_wait");
+    }
   }
 
   void detach() noexcept {
@@ -92,8 +97,15 @@ private:
     if (aborted_) ec = boost::asio::error::operation_aborted;
     Handler handler = std::move(handler_);
     auto executor = boost::asio::get_associated_executor(handler, home_->executor());
+    LoopCore& home = *home_;  // alive: this runs on its thread, inside its drain
     delete this;
-    boost::asio::dispatch(executor, [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
+    try {
+      boost::asio::dispatch(executor, [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
+    } catch (...) {
+      // A completion handler that throws (a callback token): report, as Asio's run() would
+      // have let the exception out to the loop.
+      home.report_error(std::current_exception(), "async_wait completion handler");
+    }
   }
 
   Ref<StateBase> awaited_;

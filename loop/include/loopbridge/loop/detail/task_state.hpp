@@ -78,7 +78,9 @@ protected:
 private:
   static constexpr std::uint32_t kDone = 1;
   static constexpr std::uint32_t kWaiters = 2;
-  static constexpr std::uint32_t kHostCall = 4;  // a host call arrived for the waiting host
+  // The bits above count host calls posted to hosts waiting here: each post changes the
+  // word, so a host about to sleep on an older value wakes at once (nobody clears it).
+  static constexpr std::uint32_t kHostCallUnit = 4;
 
   bool wait_impl(const std::chrono::steady_clock::time_point* deadline, std::chrono::nanoseconds spin) const;
 
