@@ -61,6 +61,12 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall
  * task waits for `fn` to return either way. Build the awaitable in its own statement, then
  * `co_await std::move(op)`.
  *
+ * @par Thread safety
+ * Called from the task's coroutine on the loop thread; `fn` runs on the host thread.
+ *
+ * @par After stop
+ * A stop cancels the task; a call already running on the host finishes first.
+ *
  * @par Throws
  * HostNotWaiting, at once, when the task was submitted from a loop thread, or its host
  * thread is not blocked in a wait (it gave up, or has not started waiting); `fn`'s own

@@ -37,6 +37,13 @@ struct RunOptions {
  *
  * Safe to call inside a `catch` block: the exception being handled is never rethrown.
  *
+ * @par Thread safety
+ * Any host thread, any number at once.
+ *
+ * @par After stop
+ * Throws LoopStopped at once; a stop during the call settles it (TaskCancelled or
+ * TaskAbandoned is rethrown).
+ *
  * @par Throws
  * DeadlockError on a loop thread (any loop: a wait cycle across loops cannot form);
  * LoopStopped at once when the loop is stopping or stopped, InvalidState before start;

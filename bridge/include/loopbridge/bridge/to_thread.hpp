@@ -66,6 +66,13 @@ boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& 
  * Build the awaitable in its own statement (`auto op = to_thread(fn); co_await
  * std::move(op);`): g++ 12 can destroy temporaries of a co_await full-expression twice.
  *
+ * @par Thread safety
+ * Called from coroutines on the loop thread; `fn` runs on a worker thread, so what it
+ * shares with the loop needs its own synchronisation.
+ *
+ * @par After stop
+ * The pool is stopped with the loop: functions not yet started are refused (LoopStopped).
+ *
  * @par Throws
  * InvalidState when not called on a loop thread; LoopStopped when the loop's pool has
  * stopped (or stops before `fn` ran).
