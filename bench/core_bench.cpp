@@ -115,49 +115,35 @@ int main(int argc, char** argv) {
 
   std::vector<Pair> pairs;
 
+  // Submits a batch with `start_one` (which returns a future-like), then gets every result.
+  auto batch_throughput = [](auto start_one) {
+    using Future = decltype(start_one());
+    std::vector<Future> futures;
+    futures.reserve(kBatch);
+    auto t = Clock::now();
+    for (int i = 0; i < kBatch; ++i) futures.push_back(start_one());
+    long sum = 0;
+    for (auto& f : futures) sum += f.get();
+    return sum / seconds_since(t);
+  };
+
   pairs.push_back({"callable + future throughput (ops/s), batch of 20000",
+                   [&] { return batch_throughput([&] { return loop.submit([] { return 1; }); }); },
                    [&] {
-                     std::vector<loopbridge::TaskHandle<int>> hs;
-                     hs.reserve(kBatch);
-                     auto t = Clock::now();
-                     for (int i = 0; i < kBatch; ++i) hs.push_back(loop.submit([] { return 1; }));
-                     long sum = 0;
-                     for (auto& h : hs) sum += h.get();
-                     return sum / seconds_since(t);
-                   },
-                   [&] {
-                     std::vector<std::future<int>> fs;
-                     fs.reserve(kBatch);
-                     auto t = Clock::now();
-                     for (int i = 0; i < kBatch; ++i) {
+                     return batch_throughput([&] {
                        std::promise<int> p;
-                       fs.push_back(p.get_future());
+                       auto f = p.get_future();
                        asio::post(raw.io, [p = std::move(p)]() mutable { p.set_value(1); });
-                     }
-                     long sum = 0;
-                     for (auto& f : fs) sum += f.get();
-                     return sum / seconds_since(t);
+                       return f;
+                     });
                    },
                    true});
 
   pairs.push_back({"coroutine + future throughput (ops/s), batch of 20000",
+                   [&] { return batch_throughput([&] { return loop.submit(trivial_coroutine); }); },
                    [&] {
-                     std::vector<loopbridge::TaskHandle<int>> hs;
-                     hs.reserve(kBatch);
-                     auto t = Clock::now();
-                     for (int i = 0; i < kBatch; ++i) hs.push_back(loop.submit(trivial_coroutine));
-                     long sum = 0;
-                     for (auto& h : hs) sum += h.get();
-                     return sum / seconds_since(t);
-                   },
-                   [&] {
-                     std::vector<std::future<int>> fs;
-                     fs.reserve(kBatch);
-                     auto t = Clock::now();
-                     for (int i = 0; i < kBatch; ++i) fs.push_back(asio::co_spawn(raw.io, trivial_coroutine(), asio::use_future));
-                     long sum = 0;
-                     for (auto& f : fs) sum += f.get();
-                     return sum / seconds_since(t);
+                     return batch_throughput(
+                         [&] { return asio::co_spawn(raw.io, trivial_coroutine(), asio::use_future); });
                    },
                    true});
 
