@@ -183,8 +183,7 @@ void LoopCore::check_started() const {
 }
 
 void LoopCore::reject_at_call(TaskBase& task) noexcept {
-  submitted_.fetch_add(1, std::memory_order_relaxed);
-  rejected_.fetch_add(1, std::memory_order_relaxed);
+  refuse_posted_call_at_call();
   task.drop_function();
   if (task.kind() != TaskKind::detached) {
     task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopped")));
@@ -299,6 +298,7 @@ void LoopCore::refuse_posted_call() noexcept {
 }
 
 void LoopCore::refuse_posted_call_at_call() noexcept {
+  // Host side: the only counter writes that are not the loop thread's.
   submitted_.fetch_add(1, std::memory_order_relaxed);
   rejected_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -370,12 +370,14 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
 }
 
 void LoopCore::reject(TaskBase& task) noexcept {
-  if (task.kind() != TaskKind::hook) bump(rejected_);
   task.settled = true;
   task.drop_function();
-  auto error = std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping"));
-  if (task.kind() == TaskKind::detached) report_error(error, "post refused at stop");
-  task.settle_exception(std::move(error));
+  if (task.kind() == TaskKind::detached) {
+    refuse_posted_call();  // counts it and tells the error handler: nobody else would know
+    return;                // and nobody holds a handle to settle
+  }
+  if (task.kind() != TaskKind::hook) bump(rejected_);
+  task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")));
 }
 
 void LoopCore::notify_progress() noexcept {

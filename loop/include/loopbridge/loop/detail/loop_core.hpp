@@ -250,7 +250,7 @@ public:
   bool begin_posted_call() noexcept;
   void end_posted_call(std::exception_ptr error) noexcept;
   void refuse_posted_call() noexcept;
-  /// A post that never reached the loop: counted (the caller throws LoopStopped).
+  /// A submission or post that never reached the loop: counted as submitted and rejected.
   void refuse_posted_call_at_call() noexcept;
   void register_wait(PendingWait& wait) noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
