@@ -30,6 +30,24 @@ std::string ShutdownReport::summary() const {
   return out.str();
 }
 
+void LoopHandle::request_stop(StopOptions options) const {
+  check_stop_options(options);
+  core().request_stop(options);
+}
+
+bool LoopHandle::wait_stopped(std::chrono::nanoseconds timeout) const {
+  detail::LoopCore& loop = core();
+  if (detail::this_thread_core() != nullptr) throw DeadlockError("wait_stopped() on a loop thread");
+  return loop.wait_finished(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                                 std::min(timeout, std::chrono::nanoseconds(std::chrono::hours(24 * 365)))));
+}
+
+std::vector<LoopHandle> live_loops() {
+  std::vector<LoopHandle> loops;
+  for (auto& core : detail::LoopCore::live()) loops.push_back(LoopHandle(std::move(core)));
+  return loops;
+}
+
 BackgroundLoop* current_loop() noexcept {
   detail::LoopCore* core = detail::this_thread_core();
   return core ? core->owner() : nullptr;
@@ -52,7 +70,12 @@ BackgroundLoop::~BackgroundLoop() {
     return;
   }
   try {
-    stop(loop.destructor_stop());
+    const bool stops_here = !joined_.has_value();
+    ShutdownReport report = stop(loop.destructor_stop());
+    // Nobody receives this report: its hook errors go to the error handler.
+    if (stops_here) {
+      for (const auto& error : report.hook_errors) loop.report_error(error, "on_stop hook, stopped by the destructor");
+    }
   } catch (...) {
     loop.report_error(std::current_exception(), "BackgroundLoop destructor");
   }

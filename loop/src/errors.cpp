@@ -18,6 +18,7 @@ public:
       case errc::invalid_argument: return "invalid argument";
       case errc::timeout: return "deadline passed";
       case errc::host_not_waiting: return "no host thread is waiting on the task";
+      case errc::queue_full: return "the loop's queue is full";
     }
     return "unknown loopbridge error";
   }
@@ -45,5 +46,6 @@ InvalidState::InvalidState(const std::string& what) : Error(errc::invalid_state,
 InvalidArgument::InvalidArgument(const std::string& what) : Error(errc::invalid_argument, what) {}
 Timeout::Timeout(const std::string& what) : Error(errc::timeout, what) {}
 HostNotWaiting::HostNotWaiting(const std::string& what) : Error(errc::host_not_waiting, what) {}
+QueueFull::QueueFull(const std::string& what) : Error(errc::queue_full, what) {}
 
 }  // namespace loopbridge

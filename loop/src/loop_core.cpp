@@ -5,16 +5,37 @@
 
 #include <boost/asio/post.hpp>
 
+#include <algorithm>
+#include <bit>
 #include <cstdio>
-#include <typeinfo>
 #include <exception>
+#include <memory>
+#include <typeinfo>
 
 namespace loopbridge::detail {
 namespace {
 
 thread_local LoopCore* t_core = nullptr;
+// Time spent in RunScopes nested inside the current one, to charge each stretch once.
+thread_local std::chrono::nanoseconds t_nested{0};
 
-std::string describe(std::exception_ptr error) {
+using Clock = std::chrono::steady_clock;
+
+std::atomic<std::uint64_t> g_next_serial{1};
+
+// Every LoopCore, for LoopCore::live(): a list touched only at creation and destruction.
+std::mutex g_registry_mutex;
+LoopCore* g_registry_head = nullptr;
+
+std::mutex g_error_handler_mutex;
+std::shared_ptr<const ErrorHandler> g_error_handler;
+
+std::shared_ptr<const ErrorHandler> process_error_handler() {
+  std::lock_guard lock(g_error_handler_mutex);
+  return g_error_handler;
+}
+
+std::string describe_error(std::exception_ptr error) {
   try {
     std::rethrow_exception(std::move(error));
   } catch (const std::exception& e) {
@@ -56,29 +77,71 @@ LoopCore* this_thread_core() noexcept { return t_core; }
 
 namespace {
 
-// An allocator (plain std::allocator underneath) that carries the task it belongs to. Set
-// as the allocator property of a task's executor, it tells task_of() which task runs there.
-template <class T>
-struct TaskAllocator {
-  using value_type = T;
+/// Runs one resumption of a task's coroutine as a timed stretch of that task.
+template <class F>
+struct Resumption {
+  Ref<StateBase> keep;  // the task outlives the stretch even if its coroutine ends in it
   TaskBase* task;
+  F resume;
 
-  explicit TaskAllocator(TaskBase* t) noexcept : task(t) {}
-  template <class U>
-  TaskAllocator(const TaskAllocator<U>& other) noexcept : task(other.task) {}
-  T* allocate(std::size_t n) { return std::allocator<T>().allocate(n); }
-  void deallocate(T* p, std::size_t n) noexcept { std::allocator<T>().deallocate(p, n); }
-  friend bool operator==(const TaskAllocator& a, const TaskAllocator& b) noexcept { return a.task == b.task; }
-  friend bool operator!=(const TaskAllocator& a, const TaskAllocator& b) noexcept { return a.task != b.task; }
+  void operator()() {
+    RunScope scope(task->core(), task->label);
+    resume();
+  }
 };
 
-using TaskExecutor = boost::asio::io_context::basic_executor_type<TaskAllocator<void>, 0>;
+/// The executor of a task's coroutine: the loop's io_context executor, plus the task it
+/// belongs to. Every resumption of the coroutine passes through execute(), so each one is
+/// timed (stall detection), and task_of() finds the task from this_coro::executor.
+template <class Inner>
+class TaskExecutor {
+public:
+  TaskExecutor(Inner inner, TaskBase* task) noexcept : inner_(std::move(inner)), task_(task) {}
+
+  TaskBase* task() const noexcept { return task_; }
+
+  template <class Property>
+  auto query(const Property& property) const noexcept
+      -> decltype(boost::asio::query(std::declval<const Inner&>(), property)) {
+    return boost::asio::query(inner_, property);
+  }
+
+  template <class Property>
+  auto require(const Property& property) const
+      -> TaskExecutor<std::decay_t<decltype(boost::asio::require(std::declval<const Inner&>(), property))>> {
+    return {boost::asio::require(inner_, property), task_};
+  }
+
+  template <class Property>
+  auto prefer(const Property& property) const
+      -> TaskExecutor<std::decay_t<decltype(boost::asio::prefer(std::declval<const Inner&>(), property))>> {
+    return {boost::asio::prefer(inner_, property), task_};
+  }
+
+  template <class F>
+  void execute(F&& f) const {
+    inner_.execute(Resumption<std::decay_t<F>>{Ref<StateBase>::share(&task_->state()), task_, std::forward<F>(f)});
+  }
+
+  friend bool operator==(const TaskExecutor& a, const TaskExecutor& b) noexcept {
+    return a.task_ == b.task_ && a.inner_ == b.inner_;
+  }
+  friend bool operator!=(const TaskExecutor& a, const TaskExecutor& b) noexcept { return !(a == b); }
+
+private:
+  template <class>
+  friend class TaskExecutor;
+
+  Inner inner_;
+  TaskBase* task_;
+};
+
+using LaunchExecutor = TaskExecutor<boost::asio::io_context::executor_type>;
 
 }  // namespace
 
 void launch(EntryPoint entry, TaskBase& task) {
-  boost::asio::any_io_executor executor = boost::asio::require(
-      task.core().executor(), boost::asio::execution::allocator(TaskAllocator<void>(&task)));
+  boost::asio::any_io_executor executor = LaunchExecutor(task.core().executor(), &task);
   boost::asio::cancellation_slot slot = task.cancel_signal.slot();
   boost::asio::detail::awaitable_handler<boost::asio::any_io_executor, void>(
       std::move(entry), executor, slot, boost::asio::cancellation_state(slot))
@@ -86,8 +149,8 @@ void launch(EntryPoint entry, TaskBase& task) {
 }
 
 TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept {
-  const TaskExecutor* tagged = executor.target<TaskExecutor>();
-  return tagged ? boost::asio::query(*tagged, boost::asio::execution::allocator).task : nullptr;
+  const LaunchExecutor* tagged = executor.target<LaunchExecutor>();
+  return tagged ? tagged->task() : nullptr;
 }
 void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
 
@@ -136,9 +199,150 @@ void CancelAllState::discard(LoopCore&) noexcept {
   release();
 }
 
+void InFlightQuery::execute(LoopCore& core) noexcept {
+  try {
+    set_value(core.in_flight_snapshot());
+  } catch (...) {
+    set_exception(std::current_exception());
+  }
+  release();
+}
+
+void InFlightQuery::discard(LoopCore&) noexcept {
+  set_value(std::vector<TaskInfo>{});
+  release();
+}
+
+// ---------------------------------------------------------------- measurements
+
+void DurationHistogram::record(std::chrono::nanoseconds duration) noexcept {
+  const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(duration.count(), 0));
+  std::size_t index = ns;
+  if (ns >= 8) {
+    const int msb = std::bit_width(ns) - 1;  // >= 3
+    index = 8 + static_cast<std::size_t>(msb - 3) * 8 + ((ns >> (msb - 3)) & 7);
+  }
+  auto& bucket = counts_[index];
+  bucket.store(bucket.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (static_cast<std::int64_t>(ns) > max_.load(std::memory_order_relaxed)) {
+    max_.store(static_cast<std::int64_t>(ns), std::memory_order_relaxed);
+  }
+}
+
+DurationHistogram::Counts DurationHistogram::snapshot() const noexcept {
+  Counts counts{};
+  for (std::size_t i = 0; i < kBuckets; ++i) counts[i] = counts_[i].load(std::memory_order_relaxed);
+  return counts;
+}
+
+std::chrono::nanoseconds DurationHistogram::percentile(const Counts& counts, double p) noexcept {
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
+  if (total == 0) return std::chrono::nanoseconds(0);
+  const auto rank = static_cast<std::uint64_t>(p * static_cast<double>(total - 1)) + 1;
+  std::uint64_t seen = 0;
+  for (std::size_t i = 0; i < kBuckets; ++i) {
+    seen += counts[i];
+    if (seen < rank) continue;
+    if (i < 8) return std::chrono::nanoseconds(i);
+    const std::size_t shift = (i - 8) / 8;
+    const std::uint64_t upper = ((8 + (i - 8) % 8 + 1) << shift) - 1;
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(std::min<std::uint64_t>(upper, INT64_MAX)));
+  }
+  return std::chrono::nanoseconds(0);
+}
+
+RunScope::RunScope(LoopCore& core, const TaskLabel& label) noexcept
+    : core_(core), label_(label), start_(Clock::now()), outer_nested_(t_nested) {
+  t_nested = std::chrono::nanoseconds::zero();
+}
+
+RunScope::~RunScope() {
+  const auto total = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_);
+  const auto own = total - t_nested;
+  t_nested = outer_nested_ + total;
+  core_.stretch_ran(label_, own);
+}
+
+void LoopCore::stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept {
+  if (duration.count() > longest_stretch_ns_.load(std::memory_order_relaxed)) {
+    longest_stretch_ns_.store(duration.count(), std::memory_order_relaxed);
+  }
+  if (options_.stall_threshold > std::chrono::nanoseconds::zero() && duration >= options_.stall_threshold) {
+    report_stall(label, duration);
+  }
+}
+
+void LoopCore::report_stall(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept {
+  bump(stalls_);
+  try {
+    StallReport report{options_.name, label.name.empty() ? "(unnamed)" : label.name, label.where, duration};
+    if (options_.stall_handler) {
+      options_.stall_handler(report);
+      return;
+    }
+    std::fprintf(stderr, "loopbridge[%s]: warning: task '%s' (%s:%u) blocked the loop thread for %.1f ms\n",
+                 report.loop.c_str(), report.task.c_str(), report.where.file_name(),
+                 static_cast<unsigned>(report.where.line()),
+                 std::chrono::duration<double, std::milli>(duration).count());
+  } catch (...) {
+    report_error(std::current_exception(), "stall handler");
+  }
+}
+
+TaskInfo LoopCore::describe(const TaskBase& task, Clock::time_point now) const {
+  TaskInfo info;
+  info.name = task.label.name;
+  info.where = task.label.where;
+  info.age = std::chrono::duration_cast<std::chrono::nanoseconds>(now - task.label.submitted_at);
+  info.phase = task.cancel_delivered ? TaskPhase::cancelling : TaskPhase::running;
+  info.id = task.start_seq;
+  return info;
+}
+
+std::vector<TaskInfo> LoopCore::in_flight_snapshot() const {
+  std::vector<TaskInfo> list;
+  const auto now = Clock::now();
+  for (const TaskBase* task = in_flight_head_; task != nullptr; task = task->next_in_flight) {
+    list.push_back(describe(*task, now));
+  }
+  return list;
+}
+
+LoopStats LoopCore::stats() const noexcept {
+  LoopStats s;
+  auto load = [](const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); };
+  // Outcomes first, the submission count last: a snapshot taken while work moves then
+  // errs on the side of submitted >= the sum of the rest.
+  s.completed = load(completed_);
+  s.failed = load(failed_);
+  s.cancelled = load(cancelled_);
+  s.abandoned = load(abandoned_count_);
+  s.rejected = load(rejected_);
+  s.rejected_full = load(rejected_full_);
+  s.queued = load(queued_);
+  s.in_flight = s.queued + load(running_);
+  s.submitted = load(submitted_);
+  s.queue_depth = queue_.depth();
+  s.errors_reported = load(unhandled_errors_);
+  s.stalls = load(stalls_);
+  const auto counts = lag_.snapshot();
+  s.lag_p50 = DurationHistogram::percentile(counts, 0.50);
+  s.lag_p99 = DurationHistogram::percentile(counts, 0.99);
+  s.lag_max = lag_.max();
+  s.longest_handler = std::chrono::nanoseconds(longest_stretch_ns_.load(std::memory_order_relaxed));
+  const auto started = started_at_ns_.load(std::memory_order_relaxed);
+  if (started != 0) {
+    const Clock::time_point start_point{std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(started))};
+    s.uptime = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_point);
+  }
+  return s;
+}
+
 // ---------------------------------------------------------------- any thread
 
-LoopCore::LoopCore(LoopOptions options) : options_(std::move(options)) {
+LoopCore::LoopCore(LoopOptions options)
+    : options_(std::move(options)), serial_(g_next_serial.fetch_add(1, std::memory_order_relaxed)) {
   if (options_.name.empty() || options_.name.size() > 15 || options_.name.find('\0') != std::string::npos) {
     throw InvalidArgument("loop name must be 1 to 15 bytes without NUL: '" + options_.name + "'");
   }
@@ -151,10 +355,31 @@ LoopCore::LoopCore(LoopOptions options) : options_(std::move(options)) {
       negative(options_.destructor_stop.hook_timeout)) {
     throw InvalidArgument("stop deadlines must not be negative");
   }
+  if (negative(options_.full_wait) || negative(options_.stall_threshold)) {
+    throw InvalidArgument("full_wait and stall_threshold must not be negative");
+  }
   work_.emplace(io_.get_executor());
+  std::lock_guard lock(g_registry_mutex);
+  next_live_ = g_registry_head;
+  if (g_registry_head) g_registry_head->prev_live_ = this;
+  g_registry_head = this;
 }
 
-LoopCore::~LoopCore() = default;
+LoopCore::~LoopCore() {
+  std::lock_guard lock(g_registry_mutex);
+  (prev_live_ ? prev_live_->next_live_ : g_registry_head) = next_live_;
+  if (next_live_) next_live_->prev_live_ = prev_live_;
+}
+
+std::vector<Ref<LoopCore>> LoopCore::live() {
+  std::vector<Ref<LoopCore>> loops;
+  std::lock_guard lock(g_registry_mutex);
+  for (LoopCore* core = g_registry_head; core != nullptr; core = core->next_live_) {
+    if (core->lifecycle() != Lifecycle::stopped && core->try_add_ref()) loops.push_back(Ref<LoopCore>::adopt(core));
+  }
+  std::reverse(loops.begin(), loops.end());
+  return loops;
+}
 
 bool LoopCore::push(Command& command) noexcept {
   switch (queue_.push(command)) {
@@ -182,8 +407,92 @@ void LoopCore::check_started() const {
   if (lifecycle() == Lifecycle::created) throw InvalidState("submission before start(): start the loop first");
 }
 
+bool LoopCore::admit(const SubmitOptions& options) {
+  submitted_.fetch_add(1, std::memory_order_relaxed);
+  if (!accepting()) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (options_.queue_capacity == 0) {
+    queued_.fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  if (try_reserve()) return true;
+  const QueueFullPolicy policy = options.when_full.value_or(options_.when_full);
+  // On a loop thread, waiting could wait on this very loop: fail at once instead.
+  if (policy == QueueFullPolicy::wait && this_thread_core() == nullptr) {
+    const auto wait = options.full_wait.value_or(options_.full_wait);
+    if (wait_for_room(Clock::now() + std::chrono::duration_cast<Clock::duration>(wait))) return true;
+    if (!accepting()) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+  }
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  rejected_full_.fetch_add(1, std::memory_order_relaxed);
+  throw QueueFull("submission refused: the loop's queue holds its capacity of " +
+                  std::to_string(options_.queue_capacity) + " waiting submissions");
+}
+
+bool LoopCore::try_reserve() noexcept {
+  std::uint64_t queued = queued_.load(std::memory_order_relaxed);
+  while (queued < options_.queue_capacity) {
+    if (queued_.compare_exchange_weak(queued, queued + 1, std::memory_order_relaxed)) return true;
+  }
+  return false;
+}
+
+bool LoopCore::wait_for_room(Clock::time_point deadline) {
+  full_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  bool reserved = false;
+  {
+    std::unique_lock lock(full_mutex_);
+    for (;;) {
+      if (try_reserve()) {
+        reserved = true;
+        break;
+      }
+      if (!accepting() || Clock::now() >= deadline) break;
+      // The loop wakes waiters after each batch it ran; the slice bounds a missed wake.
+      full_cv_.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(10)));
+    }
+  }
+  full_waiters_.fetch_sub(1, std::memory_order_relaxed);
+  return reserved;
+}
+
+void LoopCore::wake_full_waiters() noexcept {
+  if (full_waiters_.load(std::memory_order_seq_cst) == 0) return;
+  { std::lock_guard lock(full_mutex_); }
+  full_cv_.notify_all();
+}
+
+bool LoopCore::push_admitted(Command& command) noexcept {
+  if (push(command)) return true;
+  queued_.fetch_sub(1, std::memory_order_relaxed);
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void LoopCore::dequeued() noexcept { queued_.fetch_sub(1, std::memory_order_relaxed); }
+
+void LoopCore::running_delta(std::int64_t delta) noexcept {
+  running_.store(running_.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
+                 std::memory_order_relaxed);
+}
+
+Ref<InFlightQuery> LoopCore::query_in_flight() {
+  check_started();
+  auto query = Ref<InFlightQuery>::adopt(new InFlightQuery());
+  query->add_ref();  // the queue's
+  if (!push(*query)) {
+    query->release();
+    query->set_value(std::vector<TaskInfo>{});
+  }
+  return query;
+}
+
 void LoopCore::reject_at_call(TaskBase& task) noexcept {
-  refuse_posted_call_at_call();
   task.drop_function();
   if (task.kind() != TaskKind::detached) {
     task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopped")));
@@ -207,14 +516,19 @@ Ref<CancelAllState> LoopCore::cancel_all() {
 
 void LoopCore::report_error(std::exception_ptr error, std::string_view context) noexcept {
   unhandled_errors_.fetch_add(1, std::memory_order_relaxed);
-  if (options_.error_handler) {
-    try {
+  try {
+    if (options_.error_handler) {
       options_.error_handler(error, context);
-    } catch (...) {
+      return;
     }
-    return;
+    if (auto handler = process_error_handler()) {
+      (*handler)(error, context);
+      return;
+    }
+  } catch (...) {
+    return;  // a handler must not throw; what it throws is dropped
   }
-  std::string what = describe(error);
+  std::string what = describe_error(error);
   std::fprintf(stderr, "loopbridge[%s]: unhandled error in %.*s: %s\n", options_.name.c_str(),
                static_cast<int>(context.size()), context.data(), what.c_str());
 }
@@ -229,6 +543,7 @@ void LoopCore::drain() noexcept {
       command->execute(*this);
       command = next;
     }
+    wake_full_waiters();
     // Low-latency mode: a command arriving within the spin runs now. Its producer found the
     // queue empty and posted a drain as well, which will find nothing: harmless.
     if (!spin_until([this] { return queue_.has_commands(); }, options_.spin_before_sleep)) return;
@@ -245,45 +560,52 @@ void LoopCore::link(TaskBase& task) noexcept {
   task.next_in_flight = nullptr;
   (in_flight_tail_ ? in_flight_tail_->next_in_flight : in_flight_head_) = &task;
   in_flight_tail_ = &task;
-  bump(in_flight_);
 }
 
 void LoopCore::unlink(TaskBase& task) noexcept {
   (task.prev_in_flight ? task.prev_in_flight->next_in_flight : in_flight_head_) = task.next_in_flight;
   (task.next_in_flight ? task.next_in_flight->prev_in_flight : in_flight_tail_) = task.prev_in_flight;
   task.prev_in_flight = task.next_in_flight = nullptr;
-  in_flight_.store(in_flight_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
 void LoopCore::start_task(TaskBase& task) noexcept {
-  if (task.kind() != TaskKind::hook) bump(submitted_);
-  if (stop_executed_ && task.kind() != TaskKind::hook) {
+  const bool hook = task.kind() == TaskKind::hook;
+  if (stop_executed_ && !hook) {
     reject(task);
     return;
   }
+  if (!hook) dequeued();
   if (task.cancel_requested_.load(std::memory_order_acquire)) {
     // Cancelled before it could start: it never runs.
     task.settled = true;
-    if (task.kind() != TaskKind::hook) bump(cancelled_);
+    if (!hook) bump(cancelled_);
     task.drop_function();
     task.settle_exception(std::make_exception_ptr(TaskCancelled("task cancelled before it started")));
     return;
   }
   task.running = true;
-  if (task.coroutine && task.kind() != TaskKind::hook) link(task);
+  if (!hook) running_delta(+1);
+  if (task.coroutine && !hook) link(task);
+  RunScope scope(*this, task.label);
+  if (!hook) lag_.record(scope.started() - task.label.submitted_at);
   auto outer = exchange_this_thread_context(task.context);
   task.run();
   exchange_this_thread_context(std::move(outer));
 }
 
-bool LoopCore::begin_posted_call() noexcept {
-  bump(submitted_);
-  if (!stop_executed_) return true;
-  refuse_posted_call();
-  return false;
+bool LoopCore::begin_posted_call(const TaskLabel& label, Clock::time_point now) noexcept {
+  dequeued();
+  if (stop_executed_) {
+    refuse_posted_call();
+    return false;
+  }
+  lag_.record(now - label.submitted_at);
+  running_delta(+1);
+  return true;
 }
 
 void LoopCore::end_posted_call(std::exception_ptr error) noexcept {
+  running_delta(-1);
   if (error) {
     bump(failed_);
     report_error(std::move(error), "posted task");
@@ -292,15 +614,14 @@ void LoopCore::end_posted_call(std::exception_ptr error) noexcept {
   }
 }
 
-void LoopCore::refuse_posted_call() noexcept {
-  bump(rejected_);
-  report_error(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")), "post refused at stop");
+void LoopCore::discard_posted_call() noexcept {
+  dequeued();
+  refuse_posted_call();
 }
 
-void LoopCore::refuse_posted_call_at_call() noexcept {
-  // Host side: the only counter writes that are not the loop thread's.
-  submitted_.fetch_add(1, std::memory_order_relaxed);
+void LoopCore::refuse_posted_call() noexcept {
   rejected_.fetch_add(1, std::memory_order_relaxed);
+  report_error(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")), "post refused at stop");
 }
 
 void LoopCore::deliver_cancel(TaskBase& task) noexcept {
@@ -353,6 +674,7 @@ void LoopCore::task_left(TaskBase& task) noexcept {
 std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::exception_ptr error) noexcept {
   if (task.settled) return std::nullopt;  // abandoned at stop; its future already settled
   const bool hook = task.kind() == TaskKind::hook;
+  if (!hook) running_delta(-1);
   std::exception_ptr verdict;
   if (task.cancel_delivered) {
     if (error && !is_cancellation(error)) report_error(error, "task failed while being cancelled");
@@ -372,11 +694,12 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
 void LoopCore::reject(TaskBase& task) noexcept {
   task.settled = true;
   task.drop_function();
+  if (task.kind() != TaskKind::hook) dequeued();
   if (task.kind() == TaskKind::detached) {
     refuse_posted_call();  // counts it and tells the error handler: nobody else would know
     return;                // and nobody holds a handle to settle
   }
-  if (task.kind() != TaskKind::hook) bump(rejected_);
+  if (task.kind() != TaskKind::hook) rejected_.fetch_add(1, std::memory_order_relaxed);
   task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")));
 }
 
@@ -385,8 +708,17 @@ void LoopCore::notify_progress() noexcept {
 }
 
 void LoopCore::abandon_remaining() noexcept {
+  const auto now = Clock::now();
   while (TaskBase* task = in_flight_head_) {
     bump(abandoned_count_);
+    running_delta(-1);
+    try {
+      TaskInfo info = describe(*task, now);
+      std::lock_guard lock(latch_mutex_);
+      abandoned_tasks_.push_back(std::move(info));
+    } catch (...) {
+      // Out of memory: the count above still tells.
+    }
     // Keep it until the io_context has destroyed its frame: only then may its callable go.
     task->state().add_ref();
     abandoned_.push_back(task);
@@ -431,6 +763,7 @@ void LoopCore::request_stop(const StopOptions& options) noexcept {
     expected = Lifecycle::starting;
     lifecycle_.compare_exchange_strong(expected, Lifecycle::stopping, std::memory_order_acq_rel);
   }
+  wake_full_waiters();  // they wait for room no longer: the loop refuses work now
   push(stop_command_);
 }
 
@@ -461,8 +794,34 @@ ShutdownReport LoopCore::report() const {
   r.abandoned_workers = abandoned_workers_.load(std::memory_order_relaxed);
   std::lock_guard lock(latch_mutex_);
   r.hook_errors = hook_errors_;
+  r.abandoned_tasks = abandoned_tasks_;
   r.duration = stop_duration_;
   return r;
 }
 
 }  // namespace loopbridge::detail
+
+namespace loopbridge {
+
+ErrorHandler set_error_handler(ErrorHandler handler) {
+  auto replacement = handler ? std::make_shared<const ErrorHandler>(std::move(handler)) : nullptr;
+  std::lock_guard lock(detail::g_error_handler_mutex);
+  auto previous = std::exchange(detail::g_error_handler, std::move(replacement));
+  return previous ? *previous : ErrorHandler{};
+}
+
+std::string TaskInfo::to_string() const {
+  std::string line = name.empty() ? std::string("(unnamed)") : name;
+  line += " (";
+  line += where.file_name();
+  line += ':';
+  line += std::to_string(where.line());
+  line += ", age ";
+  line += std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(age).count());
+  line += " ms, ";
+  line += phase == TaskPhase::running ? "running" : "cancelling";
+  line += ')';
+  return line;
+}
+
+}  // namespace loopbridge

@@ -95,6 +95,8 @@ bool LoopCore::wait_latch(const std::atomic<bool>& flag, Clock::time_point deadl
 }
 
 void LoopCore::mark_started() noexcept {
+  started_at_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count(),
+                       std::memory_order_relaxed);
   Lifecycle expected = Lifecycle::starting;
   lifecycle_.compare_exchange_strong(expected, Lifecycle::running, std::memory_order_acq_rel);
   open_latch(started_);
@@ -269,6 +271,7 @@ void LoopCore::finalize() noexcept {
     stop_duration_ = Clock::now() - stop_requested_at_;
   }
   lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
+  wake_full_waiters();
   work_.reset();
   io_.stop();
 }

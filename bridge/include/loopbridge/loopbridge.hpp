@@ -12,5 +12,7 @@
 #include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
+#include <loopbridge/loop/loop_pool.hpp>
+#include <loopbridge/loop/stats.hpp>
 #include <loopbridge/loop/options.hpp>
 #include <loopbridge/loop/task_handle.hpp>

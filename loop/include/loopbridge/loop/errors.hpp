@@ -35,6 +35,9 @@ enum class errc {
   timeout,
   /// call_host() found no host thread waiting on the task (none, or it stopped waiting).
   host_not_waiting,
+  /// The loop's queue was at its capacity (LoopOptions::queue_capacity) and the submission
+  /// was refused, at once or after waiting up to its deadline; it never ran.
+  queue_full,
 };
 
 /// The category of loopbridge's error codes; its name() is "loopbridge".
@@ -109,6 +112,15 @@ public:
 class HostNotWaiting : public Error {
 public:
   explicit HostNotWaiting(const std::string& what);
+};
+
+/// The loop's queue was full: the submission was refused and never ran.
+///
+/// Raised by submit() and post() when LoopOptions::queue_capacity submissions are waiting
+/// and the call's policy is QueueFullPolicy::fail, or its wait deadline passed.
+class QueueFull : public Error {
+public:
+  explicit QueueFull(const std::string& what);
 };
 
 }  // namespace loopbridge

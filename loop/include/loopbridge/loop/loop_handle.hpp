@@ -7,11 +7,16 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <chrono>
 #include <cstddef>
+#include <source_location>
+#include <vector>
 #include <string_view>
 #include <type_traits>
 
 namespace loopbridge {
+
+class LoopPool;
 
 /// Where a loop is in its life.
 enum class LoopState { created, starting, running, stopping, stopped };
@@ -47,28 +52,41 @@ public:
    * cancellable at its suspension points), a plain callable returning T (run inline on the
    * loop thread; cancellable until it starts), or an `awaitable<T>` object. T may be void or
    * move-only. `fn` is stored with the task and destroyed on the loop thread before the
-   * handle settles. Commands from one thread run in the order submitted.
+   * handle settles. Commands from one thread run in the order submitted. `where` (the
+   * call site, filled in by default) shows in the in-flight list and stall reports.
    *
    * @par Throws
-   * InvalidArgument for an empty callable, InvalidState before start(). A stopping or
-   * stopped loop does not throw: the handle comes back settled with LoopStopped.
+   * InvalidArgument for an empty callable, InvalidState before start(), QueueFull when the
+   * loop has a queue capacity and it is full (see LoopOptions::queue_capacity; nothing was
+   * queued). A stopping or stopped loop does not throw: the handle comes back settled with
+   * LoopStopped.
    */
   template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn) const {
-    return submit(std::forward<F>(fn), std::stop_token());
+  TaskHandle<task_result_t<F>> submit(F&& fn, std::source_location where = std::source_location::current()) const {
+    return submit(std::forward<F>(fn), SubmitOptions{}, where);
   }
 
   /// As submit(fn), and a stop request on `stop` (say, from the std::jthread the host runs
   /// on) cancels the task as cancel() does. The link ends when the task settles.
   template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop) const {
+  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
+                                      std::source_location where = std::source_location::current()) const {
+    SubmitOptions options;
+    options.stop = std::move(stop);
+    return submit(std::forward<F>(fn), std::move(options), where);
+  }
+
+  /// As submit(fn), with a name, a stop token and a queue-full policy for this call.
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,
+                                      std::source_location where = std::source_location::current()) const {
     using Result = task_result_t<F>;
-    auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2);  // the queue's and the handle's
+    auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2, options, where);  // the queue's and the handle's
     auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
-    task->link_stop_token(std::move(stop));
+    task->link_stop_token(std::move(options.stop));
     // The submitting host thread: the task's call_host() reaches it while it waits.
     task->host_waiter = detail::Ref<detail::HostWaiter>::share(detail::this_thread_host_waiter());
-    if (!enqueue(*task)) task->release();
+    if (!enqueue(*task, options)) task->release();
     return TaskHandle<Result>(std::move(state), core_, core_->spin_before_sleep());
   }
 
@@ -80,15 +98,16 @@ public:
    *
    * @par Throws
    * LoopStopped when the loop no longer accepts work (so nothing vanishes silently; a post
-   * that races the stop and loses is reported to the error handler), InvalidArgument,
-   * InvalidState as submit().
+   * that races the stop and loses is reported to the error handler), QueueFull,
+   * InvalidArgument, InvalidState as submit().
    */
   template <class F>
-  void post(F&& fn) const {
+  void post(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
     using Function = detail::function_type_for<F>;
     if constexpr (detail::task_traits<Function>::coroutine) {
-      auto* task = make_task(std::forward<F>(fn), detail::TaskKind::detached, 1);  // the queue's
-      if (!enqueue(*task)) {
+      auto* task = make_task(std::forward<F>(fn), detail::TaskKind::detached, 1, options, where);  // the queue's
+      task->link_stop_token(std::move(options.stop));
+      if (!enqueue(*task, options)) {
         task->release();
         throw LoopStopped("post refused: the loop is stopped");
       }
@@ -96,11 +115,9 @@ public:
       detail::check_callable(fn);
       detail::LoopCore& loop = core();
       loop.check_started();
-      auto call = std::make_unique<detail::PostedCall<Function>>(std::forward<F>(fn));
-      if (!loop.accepting() || !loop.push(*call)) {
-        loop.refuse_posted_call_at_call();
-        throw LoopStopped("post refused: the loop is stopped");
-      }
+      auto call = std::make_unique<detail::PostedCall<Function>>(
+          std::forward<F>(fn), detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()});
+      if (!loop.admit(options) || !loop.push_admitted(*call)) throw LoopStopped("post refused: the loop is stopped");
       call.release();  // the queue owns it now
     }
   }
@@ -116,6 +133,33 @@ public:
   /// by loopbridge (prefer submit()).
   executor_type executor() const { return core().executor(); }
 
+  /// The tasks in flight (started and not ended), oldest first: name, phase, age and the
+  /// submit() call that made them. Built on the loop thread: the handle settles once the
+  /// loop gets to it (after everything queued before it has started), with an empty list
+  /// if the loop stopped first.
+  TaskHandle<std::vector<TaskInfo>> in_flight() const {
+    return TaskHandle<std::vector<TaskInfo>>(core().query_in_flight(), core_, core_->spin_before_sleep());
+  }
+
+  /// The loop's counters; cheap, takes no lock, callable from any thread at any time (also
+  /// after stop). See LoopStats for how they reconcile.
+  LoopStats stats() const { return core().stats(); }
+
+  /// Asks the loop to stop with `options`, without waiting (asyncio's loop.stop()): from
+  /// any thread, the loop's own included. The owner's stop() or destructor still joins the
+  /// thread; a later stop() returns this stop's report. Ignored once a stop was requested.
+  void request_stop(StopOptions options = {}) const;
+
+  /// Waits until the loop has stopped (every handle settled, its thread finished), up to
+  /// `timeout`; true if it did. A loop never started counts as stopped only once stop() ran.
+  /// @par Throws
+  /// DeadlockError on a loop thread.
+  bool wait_stopped(std::chrono::nanoseconds timeout) const;
+
+  /// A process-wide number given at creation, increasing: tells which loops were made after
+  /// a point in time (test hygiene, diagnostics).
+  std::uint64_t id() const { return core().serial(); }
+
   LoopState state() const { return static_cast<LoopState>(core().lifecycle()); }
   /// Commands waiting in the queue (submissions, cancels, stop) not yet run by the loop.
   std::size_t queue_depth() const { return core().queue_depth(); }
@@ -130,6 +174,8 @@ public:
 
 protected:
   explicit LoopHandle(detail::Ref<detail::LoopCore> core) noexcept : core_(std::move(core)) {}
+  friend std::vector<LoopHandle> live_loops();
+  friend class LoopPool;
 
   detail::LoopCore& core() const {
     if (!core_) throw InvalidHandle("empty LoopHandle");
@@ -138,7 +184,8 @@ protected:
 
 private:
   template <class F>
-  auto* make_task(F&& fn, detail::TaskKind kind, std::uint32_t refs) const {
+  auto* make_task(F&& fn, detail::TaskKind kind, std::uint32_t refs, SubmitOptions& options,
+                  const std::source_location& where) const {
     using Function = detail::function_type_for<F>;
     using Traits = detail::task_traits<Function>;
     if constexpr (Traits::coroutine) {
@@ -150,19 +197,32 @@ private:
     core().check_started();
     auto* task = new detail::Task<task_result_t<F>, Function>(*core_, kind, refs, Function(std::forward<F>(fn)));
     task->context = detail::this_thread_context();
+    task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
     return task;
   }
 
   /// Hands the task's queue reference to the loop. False if the loop refused it (the task
-  /// is then settled with LoopStopped and the caller still owns that reference).
-  bool enqueue(detail::TaskBase& task) const {
+  /// is then settled with LoopStopped and the caller still owns that reference). On
+  /// QueueFull the task is dropped unsettled and the caller's references free it.
+  bool enqueue(detail::TaskBase& task, const SubmitOptions& options) const {
     detail::LoopCore& loop = *core_;
-    if (loop.accepting() && loop.push(task)) return true;
+    try {
+      if (loop.admit(options) && loop.push_admitted(task)) return true;
+    } catch (...) {
+      task.drop_function();
+      task.state().release();  // the queue's reference, never handed over
+      throw;
+    }
     loop.reject_at_call(task);
     return false;
   }
 
   detail::Ref<detail::LoopCore> core_;
 };
+
+/// Every loop in the process not yet stopped (created, starting, running or stopping),
+/// oldest first: for diagnostics and test hygiene (asyncio's all_tasks, one level up).
+/// Thread safety: safe from any thread.
+std::vector<LoopHandle> live_loops();
 
 }  // namespace loopbridge

@@ -1,9 +1,13 @@
 #pragma once
 
+#include <loopbridge/loop/stats.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <optional>
+#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +19,30 @@ namespace loopbridge {
 /// on_stop hook errors when the destructor stops the loop. Called on the thread where the
 /// error surfaced (usually the loop thread); it must not throw (what it throws is dropped).
 using ErrorHandler = std::function<void(std::exception_ptr error, std::string_view context)>;
+
+/// Replaces the process-wide error handler: the one used by loops whose
+/// LoopOptions::error_handler is empty. An empty `handler` restores the default (a line on
+/// stderr). Returns the previous one. Thread safety: safe from any thread; a loop reporting
+/// at the same moment uses either the old or the new handler.
+ErrorHandler set_error_handler(ErrorHandler handler);
+
+/// What a submission does when the loop's queue is at LoopOptions::queue_capacity.
+enum class QueueFullPolicy {
+  fail,  ///< throw QueueFull at once
+  wait,  ///< wait for room up to the deadline, then throw QueueFull
+};
+
+/// Per-call choices for submit() and post().
+struct SubmitOptions {
+  /// Shown in stall reports, the in-flight list and the shutdown report.
+  std::string name{};
+  /// A stop request on this token cancels the task as cancel() does.
+  std::stop_token stop{};
+  /// Overrides LoopOptions::when_full for this call.
+  std::optional<QueueFullPolicy> when_full{};
+  /// Overrides LoopOptions::full_wait for this call (the QueueFullPolicy::wait deadline).
+  std::optional<std::chrono::nanoseconds> full_wait{};
+};
 
 /// How stop() treats work still in flight. See docs/lifecycle.md.
 struct StopOptions {
@@ -46,9 +74,26 @@ struct LoopOptions {
   std::chrono::nanoseconds spin_before_sleep{0};
   /// The most threads the loop's pool for blocking work (to_thread) starts, on demand.
   std::size_t worker_threads = 4;
-  /// Where errors without a future go. Empty: print to stderr. Either way they are counted
-  /// (BackgroundLoop::unhandled_errors()).
+  /// Where errors without a future go. Empty: the process-wide handler (set_error_handler;
+  /// by default a line on stderr). Either way they are counted (LoopStats::errors_reported).
   ErrorHandler error_handler{};
+
+  /// Backpressure, off by default. Above zero, at most this many submissions wait in the
+  /// queue to start; one more is refused with QueueFull or waits, as `when_full` says.
+  /// Cancels, cancel_all and stop are never refused. A submission made on the loop's own
+  /// thread never waits (it would wait on itself): it fails at once.
+  std::size_t queue_capacity = 0;
+  /// What a submission does when the queue is full; SubmitOptions can override it per call.
+  QueueFullPolicy when_full = QueueFullPolicy::fail;
+  /// How long QueueFullPolicy::wait waits for room.
+  std::chrono::nanoseconds full_wait{std::chrono::seconds(1)};
+
+  /// Stall detection (asyncio's slow_callback_duration): a callable, or one stretch of a
+  /// coroutine between suspensions, that keeps the loop thread longer than this is reported
+  /// to `stall_handler` once it returns. Zero turns it off.
+  std::chrono::nanoseconds stall_threshold{std::chrono::milliseconds(100)};
+  /// Receives stall reports. Empty: a warning line on stderr.
+  StallHandler stall_handler{};
 };
 
 /// What a stop did. Counts cover the loop's whole life.
@@ -58,10 +103,12 @@ struct ShutdownReport {
   std::uint64_t failed = 0;     ///< finished with an exception of their own
   std::uint64_t cancelled = 0;  ///< ended by a cancel (cancel(), cancel_all() or stop)
   std::uint64_t abandoned = 0;  ///< still running past the cancel deadline at stop
-  std::uint64_t rejected = 0;   ///< refused because the loop was stopping or stopped
+  std::uint64_t rejected = 0;   ///< refused: the loop was stopping or stopped, or its queue was full
   /// Worker threads (to_thread) still running a function when the stop's cancel deadline
   /// passed: detached, they finish alone and their results are dropped.
   std::uint64_t abandoned_workers = 0;
+  /// The tasks abandoned at the cancel deadline: what they were and where they came from.
+  std::vector<TaskInfo> abandoned_tasks;
   /// Errors thrown by on_stop hooks (or a hook's Timeout), in the order the hooks ran.
   std::vector<std::exception_ptr> hook_errors;
   /// From the stop request to the loop thread's end.

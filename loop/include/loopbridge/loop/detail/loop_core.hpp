@@ -16,6 +16,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -25,7 +26,9 @@
 #include <mutex>
 #include <memory>
 #include <optional>
+#include <source_location>
 #include <stop_token>
+#include <string>
 #include <vector>
 
 namespace loopbridge {
@@ -79,6 +82,33 @@ public:
   using boost::asio::io_context::shutdown;
 };
 
+/// What identifies a submission in stats, stall reports and the in-flight list.
+struct TaskLabel {
+  std::string name;
+  std::source_location where;
+  std::chrono::steady_clock::time_point submitted_at;
+};
+
+/// A log-scale histogram of durations in nanoseconds: 8 buckets per power of two, so a
+/// percentile read from it is within 1/8 of the true value. One writer (the loop thread),
+/// any number of readers, no locks.
+class DurationHistogram {
+public:
+  static constexpr std::size_t kBuckets = 8 + 61 * 8;
+  using Counts = std::array<std::uint64_t, kBuckets>;
+
+  void record(std::chrono::nanoseconds duration) noexcept;
+  Counts snapshot() const noexcept;
+  std::chrono::nanoseconds max() const noexcept { return std::chrono::nanoseconds(max_.load(std::memory_order_relaxed)); }
+  /// The value below which a fraction `p` of the recorded durations fall (the bucket's
+  /// upper bound); zero when nothing was recorded.
+  static std::chrono::nanoseconds percentile(const Counts& counts, double p) noexcept;
+
+private:
+  std::array<std::atomic<std::uint64_t>, kBuckets> counts_{};
+  std::atomic<std::int64_t> max_{0};
+};
+
 enum class Lifecycle : std::uint8_t { created, starting, running, stopping, stopped };
 enum class TaskKind : std::uint8_t { task, detached, hook };
 
@@ -129,6 +159,7 @@ public:
   const bool coroutine;
   /// Captured from the submitting thread (set before the task is queued).
   std::shared_ptr<const ContextData> context;
+  TaskLabel label;
   /// The host thread that submitted this task, for call_host (set before queueing; null
   /// when a loop thread submitted it).
   Ref<HostWaiter> host_waiter;
@@ -175,6 +206,32 @@ public:
   std::uint64_t last_seq = 0;
 };
 
+/// The state behind an in_flight() handle.
+class InFlightQuery final : public TypedState<std::vector<TaskInfo>>, public Command {
+public:
+  void execute(LoopCore& core) noexcept override;
+  void discard(LoopCore& core) noexcept override;
+};
+
+/// Times one stretch of loopbridge work on the loop thread (a callable, a task's start, one
+/// resumption of a task's coroutine): feeds longest_handler and stall detection. Nested
+/// stretches (a resumption run inline inside another) are charged to the innermost one.
+class RunScope {
+public:
+  RunScope(LoopCore& core, const TaskLabel& label) noexcept;
+  ~RunScope();
+  RunScope(const RunScope&) = delete;
+  RunScope& operator=(const RunScope&) = delete;
+
+  std::chrono::steady_clock::time_point started() const noexcept { return start_; }
+
+private:
+  LoopCore& core_;
+  const TaskLabel& label_;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::nanoseconds outer_nested_;
+};
+
 /// The engine behind BackgroundLoop: the io_context, the command queue, the in-flight tasks
 /// and the start and stop sequences. Shared (intrusively counted) by the owner, every
 /// LoopHandle, every task and the loop thread; the io_context is only ever run by the loop
@@ -190,12 +247,28 @@ public:
   boost::asio::io_context::executor_type executor() noexcept { return io_.get_executor(); }
   std::size_t queue_depth() const noexcept { return queue_.depth(); }
   std::uint64_t unhandled_errors() const noexcept { return unhandled_errors_.load(std::memory_order_relaxed); }
+  LoopStats stats() const noexcept;
+  DurationHistogram::Counts lag_counts() const noexcept { return lag_.snapshot(); }
+  /// A process-wide number, in creation order: tells loops made after a point in time.
+  std::uint64_t serial() const noexcept { return serial_; }
+  /// Every loop not yet stopped, in creation order.
+  static std::vector<Ref<LoopCore>> live();
   BackgroundLoop* owner() const noexcept { return owner_.load(std::memory_order_acquire); }
   void set_owner(BackgroundLoop* owner) noexcept { owner_.store(owner, std::memory_order_release); }
 
   /// Pushes a command and wakes the loop if it may be asleep. False if the queue is closed
   /// (the caller still owns the command).
   bool push(Command& command) noexcept;
+
+  /// Host side of every submit() and post(): counts it and, under a queue capacity, takes
+  /// its place in the queue (waiting, or throwing QueueFull, as the options say). False
+  /// when the loop no longer accepts work (counted as rejected).
+  bool admit(const SubmitOptions& options);
+  /// Pushes an admitted submission. False when the queue closed since (counted as rejected;
+  /// the caller still owns the command).
+  bool push_admitted(Command& command) noexcept;
+  /// A list of the tasks in flight, built on the loop thread.
+  Ref<InFlightQuery> query_in_flight();
 
   /// Throws InvalidState before start.
   void check_started() const;
@@ -205,7 +278,7 @@ public:
     return state == Lifecycle::starting || state == Lifecycle::running;
   }
 
-  /// Settles a submission that never reached the loop with LoopStopped and counts it.
+  /// Settles a submission refused by admit() or push_admitted() with LoopStopped.
   void reject_at_call(TaskBase& task) noexcept;
 
   Ref<CancelAllState> cancel_all();
@@ -247,11 +320,15 @@ public:
   void reject(TaskBase& task) noexcept;
   void execute_stop() noexcept;
   /// PostedCall's bookkeeping: false when the loop refused it (counted and reported).
-  bool begin_posted_call() noexcept;
+  bool begin_posted_call(const TaskLabel& label, std::chrono::steady_clock::time_point now) noexcept;
   void end_posted_call(std::exception_ptr error) noexcept;
+  /// A queued post dropped when the queue closed.
+  void discard_posted_call() noexcept;
   void refuse_posted_call() noexcept;
-  /// A submission or post that never reached the loop: counted as submitted and rejected.
-  void refuse_posted_call_at_call() noexcept;
+  /// RunScope's report: one stretch of work ran for `duration`.
+  void stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept;
+  /// The tasks in flight (loop thread).
+  std::vector<TaskInfo> in_flight_snapshot() const;
   void register_wait(PendingWait& wait) noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
 
@@ -288,6 +365,17 @@ private:
   bool wait_latch(const std::atomic<bool>& flag, std::chrono::steady_clock::time_point deadline);
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;
+  /// A queued submission left the queue (started, refused or discarded).
+  void dequeued() noexcept;
+  void running_delta(std::int64_t delta) noexcept;
+  /// Under a queue capacity: takes a place if one is free.
+  bool try_reserve() noexcept;
+  /// QueueFullPolicy::wait: waits for a place until `deadline`; false if none came.
+  bool wait_for_room(std::chrono::steady_clock::time_point deadline);
+  /// Loop thread: wakes submissions waiting for room.
+  void wake_full_waiters() noexcept;
+  void report_stall(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept;
+  TaskInfo describe(const TaskBase& task, std::chrono::steady_clock::time_point now) const;
 
   LoopOptions options_;
   std::atomic<BackgroundLoop*> owner_{nullptr};
@@ -314,9 +402,25 @@ private:
   bool stop_after_start_ = false;
   std::size_t hooks_started_ = 0;
 
-  // Counters: written by the loop thread (host-side refusals use fetch_add), read anywhere.
-  std::atomic<std::uint64_t> submitted_{0}, completed_{0}, failed_{0}, cancelled_{0}, abandoned_count_{0},
-      rejected_{0}, in_flight_{0}, unhandled_errors_{0};
+  // Counters, read anywhere without a lock. Outcomes are written by the loop thread only;
+  // the host side of a submission (submitted_, queued_, refusals) uses fetch_add.
+  alignas(64) std::atomic<std::uint64_t> submitted_{0};
+  std::atomic<std::uint64_t> queued_{0};
+  alignas(64) std::atomic<std::uint64_t> completed_{0}, failed_{0}, cancelled_{0}, abandoned_count_{0}, running_{0},
+      stalls_{0};
+  std::atomic<std::int64_t> longest_stretch_ns_{0};
+  std::atomic<std::uint64_t> rejected_{0}, rejected_full_{0}, unhandled_errors_{0};
+  DurationHistogram lag_;
+  std::atomic<std::int64_t> started_at_ns_{0};  // steady_clock, since its epoch; 0 before start
+  std::uint64_t serial_;
+
+  // Submissions waiting for room under a queue capacity.
+  std::atomic<std::uint32_t> full_waiters_{0};
+  std::mutex full_mutex_;
+  std::condition_variable full_cv_;
+  std::vector<TaskInfo> abandoned_tasks_;  // under latch_mutex_
+  LoopCore* prev_live_ = nullptr;  // the registry of live loops (live())
+  LoopCore* next_live_ = nullptr;
 
   StopCommand stop_command_;
   std::atomic<bool> stop_requested_{false};

@@ -17,6 +17,14 @@ public:
   RefCounted& operator=(const RefCounted&) = delete;
 
   void add_ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
+  /// Takes a reference unless the object is already being destroyed.
+  bool try_add_ref() noexcept {
+    std::uint32_t refs = refs_.load(std::memory_order_relaxed);
+    while (refs != 0) {
+      if (refs_.compare_exchange_weak(refs, refs + 1, std::memory_order_relaxed)) return true;
+    }
+    return false;
+  }
 
   void release() noexcept {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;

@@ -80,30 +80,34 @@ template <class F>
 class PostedCall final : public Command {
 public:
   template <class G>
-  explicit PostedCall(G&& fn) : fn_(std::forward<G>(fn)), context_(this_thread_context()) {}
+  PostedCall(G&& fn, TaskLabel label) : fn_(std::forward<G>(fn)), context_(this_thread_context()), label_(std::move(label)) {}
 
   void execute(LoopCore& core) noexcept override {
     std::unique_ptr<PostedCall> self(this);
-    if (!core.begin_posted_call()) return;
-    auto outer = exchange_this_thread_context(std::move(context_));
     std::exception_ptr error;
-    try {
-      std::invoke(fn_);
-    } catch (...) {
-      error = std::current_exception();
+    {
+      RunScope scope(core, label_);
+      if (!core.begin_posted_call(label_, scope.started())) return;
+      auto outer = exchange_this_thread_context(std::move(context_));
+      try {
+        std::invoke(fn_);
+      } catch (...) {
+        error = std::current_exception();
+      }
+      exchange_this_thread_context(std::move(outer));
     }
-    exchange_this_thread_context(std::move(outer));
     core.end_posted_call(std::move(error));
   }
 
   void discard(LoopCore& core) noexcept override {
     std::unique_ptr<PostedCall> self(this);
-    core.refuse_posted_call();
+    core.discard_posted_call();
   }
 
 private:
   F fn_;
   std::shared_ptr<const ContextData> context_;
+  TaskLabel label_;
 };
 
 /// One submitted task: its result state, its loop bookkeeping and its callable, in one

@@ -1,0 +1,109 @@
+#pragma once
+
+#include <loopbridge/loop/background_loop.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <source_location>
+#include <vector>
+
+namespace loopbridge {
+
+/// How a LoopPool is set up.
+struct PoolOptions {
+  /// How many loops; zero means one per hardware thread.
+  std::size_t loops = 0;
+  /// The options of every loop. Each loop's thread is named `name` followed by its index
+  /// (cut to the 15-byte limit).
+  LoopOptions loop{};
+};
+
+/// N BackgroundLoops used as one: round-robin or keyed submission, stop, cancel-all and
+/// metrics across all of them (Tokio's multi-threaded runtime, folly's IOThreadPoolExecutor).
+/**
+ * Each submission goes to one loop and stays there: a task never migrates, so Asio objects
+ * it creates live on its loop. submit() spreads work round robin; submit_keyed() sends the
+ * same key to the same loop every time (affinity: one connection, one user, one shard).
+ *
+ * @par Thread safety
+ * Distinct objects: safe. Shared objects: safe, all of it from any thread (start() and
+ * stop() serialise among themselves). Blocking calls (stop(), cancel_all()) on a loop
+ * thread throw DeadlockError, as for a single loop.
+ *
+ * @par After stop
+ * As a single loop's: submissions settle with LoopStopped, post() throws LoopStopped.
+ */
+class LoopPool {
+public:
+  /// Creates the loops; nothing runs until start(). Throws InvalidArgument as
+  /// BackgroundLoop does for bad options.
+  explicit LoopPool(PoolOptions options = {});
+  /// Stops every loop with its destructor deadlines, all at once.
+  ~LoopPool();
+
+  LoopPool(const LoopPool&) = delete;
+  LoopPool& operator=(const LoopPool&) = delete;
+
+  /// Adds the hooks to every loop (a copy each), as BackgroundLoop::on_start_stop() does;
+  /// inside, current_loop() tells which loop runs it. Before start().
+  void on_start_stop(const Hook& start, const Hook& stop);
+
+  /// Starts every loop; returns once all run. If one fails to start, the others are
+  /// stopped and its error is rethrown.
+  void start();
+
+  /// Stops every loop at once (each with `options`) and joins them; returns the sum of
+  /// their reports (durations: the longest; joined: all of them).
+  ShutdownReport stop(StopOptions options = {});
+
+  /// Cancels every task in flight on every loop and waits (up to `timeout`) until they have
+  /// unwound; returns how many there were. Throws Timeout past the deadline.
+  std::size_t cancel_all(std::chrono::nanoseconds timeout = std::chrono::seconds(10));
+
+  /// The next loop in round-robin order.
+  LoopHandle next() const noexcept;
+  /// The loop a key maps to: the same key, the same loop, for the pool's life.
+  template <class Key>
+  LoopHandle for_key(const Key& key) const noexcept {
+    return loop(index_for(std::hash<Key>{}(key)));
+  }
+  LoopHandle loop(std::size_t index) const noexcept { return loops_[index]->handle(); }
+  std::size_t size() const noexcept { return loops_.size(); }
+
+  /// submit() on the next loop in round-robin order.
+  template <class F>
+  auto submit(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
+    return next().submit(std::forward<F>(fn), std::move(options), where);
+  }
+  /// submit() on the loop `key` maps to.
+  template <class Key, class F>
+  auto submit_keyed(const Key& key, F&& fn, SubmitOptions options = {},
+                    std::source_location where = std::source_location::current()) const {
+    return for_key(key).submit(std::forward<F>(fn), std::move(options), where);
+  }
+  /// post() on the next loop in round-robin order.
+  template <class F>
+  void post(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
+    next().post(std::forward<F>(fn), std::move(options), where);
+  }
+  /// post() on the loop `key` maps to.
+  template <class Key, class F>
+  void post_keyed(const Key& key, F&& fn, SubmitOptions options = {},
+                  std::source_location where = std::source_location::current()) const {
+    for_key(key).post(std::forward<F>(fn), std::move(options), where);
+  }
+
+  /// The loops' counters added up; lag percentiles over all their submissions, maxima the
+  /// largest, uptime the longest.
+  LoopStats stats() const;
+
+private:
+  std::size_t index_for(std::size_t hash) const noexcept;
+
+  std::vector<std::unique_ptr<BackgroundLoop>> loops_;
+  mutable std::atomic<std::size_t> next_{0};
+};
+
+}  // namespace loopbridge

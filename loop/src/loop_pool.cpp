@@ -1,0 +1,141 @@
+#include <loopbridge/loop/loop_pool.hpp>
+
+#include <algorithm>
+#include <string>
+#include <thread>
+
+namespace loopbridge {
+namespace {
+
+std::string loop_name(const std::string& base, std::size_t index) {
+  std::string suffix = std::to_string(index);
+  return base.substr(0, 15 - std::min<std::size_t>(suffix.size(), 15)) + suffix;
+}
+
+// Spreads hashes of small consecutive keys (std::hash of an integer is the integer).
+std::uint64_t mix(std::uint64_t x) noexcept {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+}  // namespace
+
+LoopPool::LoopPool(PoolOptions options) {
+  std::size_t count = options.loops != 0 ? options.loops : std::max(1u, std::thread::hardware_concurrency());
+  loops_.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    LoopOptions loop_options = options.loop;
+    loop_options.name = loop_name(options.loop.name, i);
+    loops_.push_back(std::make_unique<BackgroundLoop>(std::move(loop_options)));
+  }
+}
+
+LoopPool::~LoopPool() {
+  // Every loop winds down at the same time; each destructor then only joins.
+  for (auto& loop : loops_) {
+    if (loop->state() != LoopState::created) loop->request_stop(loop->core().destructor_stop());
+  }
+  loops_.clear();
+}
+
+void LoopPool::on_start_stop(const Hook& start, const Hook& stop) {
+  for (auto& loop : loops_) {
+    if (start && stop) {
+      loop->on_start_stop(start, stop);
+    } else if (start) {
+      loop->on_start(start);
+    } else {
+      loop->on_stop(stop);
+    }
+  }
+}
+
+void LoopPool::start() {
+  for (std::size_t i = 0; i < loops_.size(); ++i) {
+    try {
+      loops_[i]->start();
+    } catch (...) {
+      for (auto& loop : loops_) loop->request_stop();
+      for (std::size_t j = 0; j < i; ++j) loops_[j]->stop();
+      throw;
+    }
+  }
+}
+
+ShutdownReport LoopPool::stop(StopOptions options) {
+  for (auto& loop : loops_) {
+    if (loop->state() != LoopState::created) loop->request_stop(options);
+  }
+  ShutdownReport total;
+  total.joined = true;
+  for (auto& loop : loops_) {
+    ShutdownReport r = loop->stop(options);
+    total.submitted += r.submitted;
+    total.completed += r.completed;
+    total.failed += r.failed;
+    total.cancelled += r.cancelled;
+    total.abandoned += r.abandoned;
+    total.rejected += r.rejected;
+    total.abandoned_workers += r.abandoned_workers;
+    total.abandoned_tasks.insert(total.abandoned_tasks.end(), r.abandoned_tasks.begin(), r.abandoned_tasks.end());
+    total.hook_errors.insert(total.hook_errors.end(), r.hook_errors.begin(), r.hook_errors.end());
+    total.duration = std::max(total.duration, r.duration);
+    total.joined = total.joined && r.joined;
+  }
+  return total;
+}
+
+std::size_t LoopPool::cancel_all(std::chrono::nanoseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::vector<TaskHandle<std::size_t>> groups;
+  groups.reserve(loops_.size());
+  for (auto& loop : loops_) groups.push_back(loop->cancel_all());
+  std::size_t cancelled = 0;
+  for (auto& group : groups) {
+    if (group.wait_until(deadline) != std::future_status::ready) {
+      throw Timeout("LoopPool::cancel_all: tasks still unwinding at the deadline");
+    }
+    cancelled += group.get();
+  }
+  return cancelled;
+}
+
+LoopHandle LoopPool::next() const noexcept {
+  return loop(next_.fetch_add(1, std::memory_order_relaxed) % loops_.size());
+}
+
+std::size_t LoopPool::index_for(std::size_t hash) const noexcept { return mix(hash) % loops_.size(); }
+
+LoopStats LoopPool::stats() const {
+  LoopStats total;
+  detail::DurationHistogram::Counts lag{};
+  for (auto& loop : loops_) {
+    LoopStats s = loop->stats();
+    total.submitted += s.submitted;
+    total.completed += s.completed;
+    total.failed += s.failed;
+    total.cancelled += s.cancelled;
+    total.rejected += s.rejected;
+    total.rejected_full += s.rejected_full;
+    total.abandoned += s.abandoned;
+    total.in_flight += s.in_flight;
+    total.queued += s.queued;
+    total.queue_depth += s.queue_depth;
+    total.errors_reported += s.errors_reported;
+    total.stalls += s.stalls;
+    total.lag_max = std::max(total.lag_max, s.lag_max);
+    total.longest_handler = std::max(total.longest_handler, s.longest_handler);
+    total.uptime = std::max(total.uptime, s.uptime);
+    const auto counts = loop->core().lag_counts();
+    for (std::size_t i = 0; i < lag.size(); ++i) lag[i] += counts[i];
+  }
+  total.lag_p50 = detail::DurationHistogram::percentile(lag, 0.50);
+  total.lag_p99 = detail::DurationHistogram::percentile(lag, 0.99);
+  return total;
+}
+
+}  // namespace loopbridge
