@@ -1,0 +1,117 @@
+// LoopPool: round-robin and keyed submission, stop and cancel-all across loops, metrics.
+
+#include <loopbridge/loop/loop_pool.hpp>
+
+#include "support/deadline.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+namespace {
+
+asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+std::string loop_of_caller() { return std::string(current_loop()->name()); }
+
+}  // namespace
+
+TEST_CASE("a pool defaults to one loop per hardware thread with numbered thread names") {
+  LoopPool pool({.loop = {.name = "pool"}});
+  CHECK(pool.size() == std::max(1u, std::thread::hardware_concurrency()));
+  pool.start();
+  CHECK(pool.loop(0).name() == "pool0");
+  pool.stop();
+}
+
+TEST_CASE("round-robin submission spreads work over every loop") {
+  LoopPool pool({.loops = 3, .loop = {.name = "rr"}});
+  pool.start();
+  std::map<std::string, int> per_loop;
+  std::vector<TaskHandle<std::string>> handles;
+  for (int i = 0; i < 30; ++i) handles.push_back(pool.submit(loop_of_caller));
+  for (auto& h : handles) ++per_loop[h.get()];
+  REQUIRE(per_loop.size() == 3);
+  for (auto& [name, count] : per_loop) CHECK(count == 10);
+  CHECK(pool.stats().completed == 30);
+}
+
+TEST_CASE("keyed submission sends the same key to the same loop every time") {
+  LoopPool pool({.loops = 4, .loop = {.name = "keyed"}});
+  pool.start();
+  std::set<std::string> loops_used;
+  for (int key = 0; key < 64; ++key) {
+    std::set<std::string> loops_for_key;
+    for (int round = 0; round < 5; ++round) {
+      auto where = pool.submit_keyed(key, loop_of_caller);
+      loops_for_key.insert(where.get());
+    }
+    CHECK(loops_for_key.size() == 1);
+    CHECK(*loops_for_key.begin() == std::string(pool.for_key(key).name()));
+    loops_used.insert(*loops_for_key.begin());
+  }
+  CHECK(loops_used.size() == 4);  // 64 keys spread over all of them
+  auto by_name = pool.submit_keyed(std::string("user-42"), loop_of_caller);
+  CHECK(by_name.get() == std::string(pool.for_key(std::string("user-42")).name()));
+}
+
+TEST_CASE("cancel_all and stop act on every loop and the stats add up") {
+  LoopPool pool({.loops = 3, .loop = {.name = "pstop"}});
+  pool.start();
+  std::vector<TaskHandle<void>> parked;
+  for (int i = 0; i < 6; ++i) {
+    parked.push_back(pool.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); }));
+  }
+  REQUIRE(eventually([&] { return pool.stats().in_flight == 6; }));
+  CHECK(pool.cancel_all() == 6);
+  for (auto& h : parked) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
+
+  for (int i = 0; i < 3; ++i) {
+    parked[static_cast<std::size_t>(i)] =
+        pool.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
+  }
+  pool.post([] {});
+  auto report = pool.stop();
+  CHECK(report.joined);
+  CHECK(report.cancelled == 9);
+  CHECK(report.submitted == 10);
+  CHECK(report.completed == 1);
+  for (std::size_t i = 0; i < 3; ++i) REQUIRE_THROWS_AS(parked[i].get(), TaskCancelled);
+  LoopStats s = pool.stats();
+  CHECK(s.submitted == s.completed + s.failed + s.cancelled + s.rejected + s.abandoned + s.in_flight);
+  auto late = pool.submit([] { return 1; });
+  REQUIRE_THROWS_AS(late.get(), LoopStopped);
+}
+
+TEST_CASE("pool hooks run on every loop and the destructor stops every loop") {
+  std::atomic<int> started{0}, stopped{0};
+  {
+    LoopPool pool({.loops = 2, .loop = {.name = "phooks"}});
+    pool.on_start_stop(
+        [&]() -> asio::awaitable<void> {
+          ++started;
+          co_return;
+        },
+        [&]() -> asio::awaitable<void> {
+          ++stopped;
+          co_return;
+        });
+    pool.start();
+    CHECK(started.load() == 2);
+    pool.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
+  }
+  CHECK(stopped.load() == 2);
+}
