@@ -6,6 +6,8 @@
 #include <loopbridge/loop/task_handle.hpp>
 
 #include <chrono>
+#include <source_location>
+#include <string>
 #include <stop_token>
 #include <utility>
 
@@ -21,6 +23,8 @@ struct RunOptions {
   std::chrono::nanoseconds unwind_timeout{std::chrono::seconds(5)};
   /// A stop request on this token cancels the call as the deadline does (std::jthread).
   std::stop_token stop{};
+  /// The task's name in stall reports and the in-flight list.
+  std::string name{};
 };
 
 /// Runs `fn` on the loop, blocks until it settles, and returns its value (or rethrows its
@@ -52,12 +56,15 @@ struct RunOptions {
  */
 template <class F>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::time_point deadline,
-                     RunOptions options = {}) {
+                     RunOptions options = {}, std::source_location where = std::source_location::current()) {
   detail::check_may_block("loopbridge::run");
   if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
   // From here to the end of the wait, this thread takes the task's call_host() requests.
   detail::HostWaiter::Expecting expecting(*detail::this_thread_host_waiter());
-  TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), options.stop);
+  SubmitOptions submit_options;
+  submit_options.name = std::move(options.name);
+  submit_options.stop = options.stop;
+  TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), std::move(submit_options), where);
   if (handle.wait_until(deadline) == std::future_status::ready || !handle.cancel()) return handle.get();
   const bool unwound = handle.wait_for(options.unwind_timeout) == std::future_status::ready;
   throw Timeout(unwound ? "run(): the deadline passed; the task was cancelled and has unwound"
@@ -68,13 +75,13 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
 /// not positive.
 template <class F, class Rep, class Period>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::duration<Rep, Period> timeout,
-                     RunOptions options = {}) {
+                     RunOptions options = {}, std::source_location where = std::source_location::current()) {
   if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("run() timeout must be positive");
   auto now = std::chrono::steady_clock::now();
   auto room = std::chrono::steady_clock::time_point::max() - now;
   auto deadline = timeout >= room ? std::chrono::steady_clock::time_point::max()
                                   : now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-  return run(loop, std::forward<F>(fn), deadline, std::move(options));
+  return run(loop, std::forward<F>(fn), deadline, std::move(options), where);
 }
 
 }  // namespace loopbridge
