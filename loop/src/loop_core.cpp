@@ -707,24 +707,30 @@ void LoopCore::notify_progress() noexcept {
   if (waiting_for_progress_ && progress_timer_) progress_timer_->cancel();
 }
 
-void LoopCore::abandon_remaining() noexcept {
+void LoopCore::abandon_remaining(bool dropped) noexcept {
   const auto now = Clock::now();
   while (TaskBase* task = in_flight_head_) {
-    bump(abandoned_count_);
     running_delta(-1);
-    try {
-      TaskInfo info = describe(*task, now);
-      std::lock_guard lock(latch_mutex_);
-      abandoned_tasks_.push_back(std::move(info));
-    } catch (...) {
-      // Out of memory: the count above still tells.
+    if (dropped) {
+      bump(cancelled_);
+    } else {
+      bump(abandoned_count_);
+      try {
+        TaskInfo info = describe(*task, now);
+        std::lock_guard lock(latch_mutex_);
+        abandoned_tasks_.push_back(std::move(info));
+      } catch (...) {
+        // Out of memory: the count above still tells.
+      }
     }
     // Keep it until the io_context has destroyed its frame: only then may its callable go.
     task->state().add_ref();
     abandoned_.push_back(task);
     task->settled = true;
-    task->settle_exception(std::make_exception_ptr(
-        TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline")));
+    task->settle_exception(
+        dropped ? std::make_exception_ptr(TaskCancelled("task dropped at stop: its frame was destroyed without resuming"))
+                : std::make_exception_ptr(
+                      TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline")));
     task_left(*task);
   }
 }

@@ -215,13 +215,17 @@ boost::asio::awaitable<void> LoopCore::wind_down() {
   if (active_stop_.drain_timeout > std::chrono::nanoseconds::zero()) {
     co_await wait_until(idle, deadline_after(active_stop_.drain_timeout));
   }
-  for (TaskBase* task = in_flight_head_; task != nullptr;) {
-    TaskBase* next = task->next_in_flight;
-    deliver_cancel(*task);
-    task = next;
+  if (active_stop_.drop_in_flight) {
+    abandon_remaining(/*dropped=*/true);
+  } else {
+    for (TaskBase* task = in_flight_head_; task != nullptr;) {
+      TaskBase* next = task->next_in_flight;
+      deliver_cancel(*task);
+      task = next;
+    }
+    co_await wait_until(idle, deadline_after(active_stop_.cancel_timeout));
+    abandon_remaining(/*dropped=*/false);
   }
-  co_await wait_until(idle, deadline_after(active_stop_.cancel_timeout));
-  abandon_remaining();
   co_await settle_pending_waits();
   finalize();
 }

@@ -276,3 +276,38 @@ TEST_CASE("every handle settles when stop races submissions from many threads", 
     CHECK(ok == report.completed);
   }
 }
+
+TEST_CASE("a dropping stop destroys parked frames on the loop thread without resuming them") {
+  BackgroundLoop loop({.name = "drop"});
+  loop.start();
+  constexpr int kTasks = 1000;
+  std::atomic<int> destroyed_on_loop{0}, resumed{0};
+  std::vector<TaskHandle<void>> handles;
+  for (int i = 0; i < kTasks; ++i) {
+    handles.push_back(loop.submit([&, handle = loop.handle()]() -> asio::awaitable<void> {
+      struct Witness {
+        std::atomic<int>* count;
+        LoopHandle loop;
+        ~Witness() {
+          if (loop.on_loop_thread()) ++*count;
+        }
+      } witness{&destroyed_on_loop, handle};
+      try {
+        co_await sleep_for(std::chrono::hours(1));
+      } catch (...) {
+      }
+      ++resumed;
+    }));
+  }
+  REQUIRE(eventually([&] { return loop.stats().in_flight == kTasks; }));
+  auto report = loop.stop(StopOptions{.drop_in_flight = true});
+  CHECK(report.cancelled == kTasks);
+  CHECK(report.abandoned == 0);
+  CHECK(report.abandoned_tasks.empty());
+  CHECK(destroyed_on_loop.load() == kTasks);
+  CHECK(resumed.load() == 0);
+  for (auto& h : handles) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
+  LoopStats s = loop.stats();
+  CHECK(s.submitted == s.cancelled);
+  CHECK(s.in_flight == 0);
+}

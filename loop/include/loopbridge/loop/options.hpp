@@ -54,6 +54,13 @@ struct StopOptions {
   /// How long each on_stop hook may run before it is cancelled (then it has cancel_timeout
   /// to unwind).
   std::chrono::nanoseconds hook_timeout{std::chrono::seconds(5)};
+  /// Tokio's runtime drop instead of asyncio's cancel-and-unwind. When set, the coroutines
+  /// still in flight after the drain are not resumed: their frames are destroyed on the
+  /// loop thread (the destructors of their locals run; no code after their suspension point
+  /// does) and their handles settle with TaskCancelled. Much cheaper for many parked tasks
+  /// (no exception per task); use it when tasks need no orderly unwinding (no cleanup in
+  /// catch blocks, no co_await during cleanup). cancel_timeout then plays no part.
+  bool drop_in_flight = false;
 };
 
 /// How a BackgroundLoop is set up.

@@ -355,7 +355,9 @@ private:
   void notify_progress() noexcept;
   void link(TaskBase& task) noexcept;
   void unlink(TaskBase& task) noexcept;
-  void abandon_remaining() noexcept;
+  /// Settles every task still in flight without resuming it (TaskAbandoned, or
+  /// TaskCancelled when `dropped`); their frames die in io_.shutdown().
+  void abandon_remaining(bool dropped) noexcept;
   /// Loop thread: the start succeeded; releases start().
   void mark_started() noexcept;
   /// Sets a latch flag and wakes the host threads waiting on it.
