@@ -2,6 +2,7 @@
 
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -19,11 +20,6 @@ using namespace loopbridge;
 using namespace loopbridge::test;
 
 namespace {
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 void require_reconciled(const LoopStats& s) {
   INFO("submitted " << s.submitted << " completed " << s.completed << " failed " << s.failed << " cancelled "

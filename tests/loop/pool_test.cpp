@@ -2,6 +2,7 @@
 
 #include <loopbridge/loop/loop_pool.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -19,11 +20,6 @@ using namespace loopbridge;
 using namespace loopbridge::test;
 
 namespace {
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 std::string loop_of_caller() { return std::string(current_loop()->name()); }
 

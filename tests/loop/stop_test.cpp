@@ -1,5 +1,6 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -15,11 +16,6 @@ using namespace loopbridge;
 using namespace loopbridge::test;
 
 namespace {
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 // Ignores the first cancellation and goes on waiting where the cancel cannot reach it.
 asio::awaitable<void> stubborn(std::atomic<bool>* frame_destroyed_on_loop, LoopHandle loop) {
