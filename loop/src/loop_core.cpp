@@ -86,7 +86,11 @@ struct Resumption {
 
   void operator()() {
     RunScope scope(task->core(), task->label);
+    // current_context() inside the coroutine is the task's on every stretch, not only the
+    // first. Free for tasks without a context (a null pointer is copied).
+    auto outer = exchange_this_thread_context(task->context);
     resume();
+    exchange_this_thread_context(std::move(outer));
   }
 };
 

@@ -41,6 +41,8 @@ TEST_CASE("a context set on the host is visible inside the task across suspensio
     asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
     co_await timer.async_wait(asio::use_awaitable);
     Context context = co_await this_task_context();
+    // current_context() agrees after a suspension too: each resumption restores it.
+    if (request_id_here() != 42) co_return -2;
     co_return context.get<RequestId>() ? context.get<RequestId>()->value : -1;
   });
   require_settles(task);

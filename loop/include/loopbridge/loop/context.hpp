@@ -76,8 +76,8 @@ private:
 
 /// The calling thread's context: the one a ContextScope installed on a host thread; the
 /// task's own inside a host callback (call_host) or an offloaded function (to_thread); on a
-/// loop thread, the running task's until its coroutine first suspends (after that, use
-/// `co_await this_task_context()`).
+/// loop thread, the running task's (in a coroutine, on every stretch between suspensions;
+/// `co_await this_task_context()` says the same).
 inline Context current_context() noexcept { return Context(detail::this_thread_context()); }
 
 /// Shorthand: `current_context().get<T>()`.
