@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <sstream>
+#include <utility>
 
 namespace loopbridge {
 namespace {
@@ -17,6 +18,11 @@ void check_stop_options(const StopOptions& o) {
 
 // How long after the stop's own deadlines the host still waits for the loop thread.
 constexpr std::chrono::seconds kJoinMargin{2};
+
+const char* refused_start(const detail::LoopCore& loop) {
+  return loop.lifecycle() == detail::Lifecycle::stopped ? "a stopped loop cannot be restarted"
+                                                        : "the loop was started already (start() or run_here())";
+}
 
 }  // namespace
 
@@ -55,6 +61,11 @@ BackgroundLoop* current_loop() noexcept {
 
 BackgroundLoop::BackgroundLoop(LoopOptions options)
     : LoopHandle(detail::Ref<detail::LoopCore>::adopt(new detail::LoopCore(std::move(options)))) {
+  core().set_owner(this);
+}
+
+BackgroundLoop::BackgroundLoop(boost::asio::io_context& io, LoopOptions options)
+    : LoopHandle(detail::Ref<detail::LoopCore>::adopt(new detail::LoopCore(std::move(options), &io))) {
   core().set_owner(this);
 }
 
@@ -97,15 +108,17 @@ void BackgroundLoop::add_hooks(Hook start, Hook stop) {
 void BackgroundLoop::start() {
   std::lock_guard lock(lifecycle_mutex_);
   detail::LoopCore& loop = core();
-  if (!loop.begin_start()) {
-    throw InvalidState(loop.lifecycle() == detail::Lifecycle::stopped ? "a stopped loop cannot be restarted"
-                                                                       : "start() called twice");
-  }
+  if (!loop.begin_start()) throw InvalidState(refused_start(loop));
   try {
+    loop.claim_io_context();
+    boost::thread::attributes attributes;
+    loop.configure_thread(attributes);
     detail::Ref<detail::LoopCore> keep = detail::Ref<detail::LoopCore>::share(&loop);
-    thread_ = boost::thread([keep]() noexcept { keep->thread_main(); });
+    // As const: a non-const one would be taken for the thread's function.
+    thread_ = boost::thread(std::as_const(attributes), [keep]() noexcept { keep->thread_main(detail::LoopThread::own); });
   } catch (...) {
     loop.mark_start_failed_before_thread();
+    joined_ = true;  // no thread to join
     throw;
   }
   try {
@@ -115,6 +128,33 @@ void BackgroundLoop::start() {
     joined_ = true;
     throw;
   }
+}
+
+ShutdownReport BackgroundLoop::run_here() {
+  detail::LoopCore& loop = core();
+  if (detail::this_thread_core() != nullptr) {
+    throw DeadlockError("run_here() blocks its thread until the loop stops, which a loop thread must not do");
+  }
+  loop.check_runs_on_caller();
+  {
+    std::lock_guard lock(lifecycle_mutex_);
+    if (!loop.begin_start()) throw InvalidState(refused_start(loop));
+    try {
+      loop.claim_io_context();
+    } catch (...) {
+      loop.mark_start_failed_before_thread();
+      joined_ = true;
+      throw;
+    }
+  }
+  // Only `keep` from here on: once the loop has ended, a stop() on another thread returns
+  // and may destroy this object.
+  detail::Ref<detail::LoopCore> keep = detail::Ref<detail::LoopCore>::share(&loop);
+  keep->thread_main(detail::LoopThread::caller);
+  keep->wait_started();  // the loop has ended: rethrows the error of a failed start
+  ShutdownReport report = keep->report();
+  report.joined = true;
+  return report;
 }
 
 ShutdownReport BackgroundLoop::stop(StopOptions options) {
@@ -139,12 +179,14 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
   loop.request_stop(options);
   const auto deadline = std::chrono::steady_clock::now() + loop.stop_budget() + kJoinMargin;
   bool finished = loop.wait_finished(deadline);
+  const bool own_thread = thread_.joinable();  // false: the loop runs in run_here()
   if (finished) {
-    thread_.join();
+    if (own_thread) thread_.join();
   } else {
-    thread_.detach();
+    if (own_thread) thread_.detach();
     loop.report_error(std::make_exception_ptr(Timeout("the loop thread did not end within the stop's deadlines")),
-                      "stop (the thread was detached; a callable may be blocking it)");
+                      own_thread ? "stop (the thread was detached; a callable may be blocking it)"
+                                 : "stop (run_here() goes on; a callable may be blocking it)");
   }
   joined_ = finished;
   return final_report();

@@ -19,6 +19,7 @@ public:
       case errc::timeout: return "deadline passed";
       case errc::host_not_waiting: return "no host thread is waiting on the task";
       case errc::queue_full: return "the loop's queue is full";
+      case errc::backend_unavailable: return "I/O backend unavailable";
     }
     return "unknown loopbridge error";
   }
@@ -47,5 +48,6 @@ InvalidArgument::InvalidArgument(const std::string& what) : Error(errc::invalid_
 Timeout::Timeout(const std::string& what) : Error(errc::timeout, what) {}
 HostNotWaiting::HostNotWaiting(const std::string& what) : Error(errc::host_not_waiting, what) {}
 QueueFull::QueueFull(const std::string& what) : Error(errc::queue_full, what) {}
+BackendUnavailable::BackendUnavailable(const std::string& what) : Error(errc::backend_unavailable, what) {}
 
 }  // namespace loopbridge

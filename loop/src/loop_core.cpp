@@ -71,6 +71,12 @@ struct DrainHandler {
   void operator()() const noexcept { core->drain(); }
 };
 
+// For a borrowed io_context, which may hold it past the loop's end: it keeps the core alive.
+struct BorrowedDrainHandler {
+  Ref<LoopCore> core;
+  void operator()() const noexcept { core->drain_borrowed(); }
+};
+
 }  // namespace
 
 LoopCore* this_thread_core() noexcept { return t_core; }
@@ -345,8 +351,10 @@ LoopStats LoopCore::stats() const noexcept {
 
 // ---------------------------------------------------------------- any thread
 
-LoopCore::LoopCore(LoopOptions options)
-    : options_(std::move(options)), serial_(g_next_serial.fetch_add(1, std::memory_order_relaxed)) {
+LoopCore::LoopCore(LoopOptions options, boost::asio::io_context* borrowed)
+    : options_(std::move(options)),
+      io_(borrowed ? *borrowed : owned_io_.emplace()),
+      serial_(g_next_serial.fetch_add(1, std::memory_order_relaxed)) {
   if (options_.name.empty() || options_.name.size() > 15 || options_.name.find('\0') != std::string::npos) {
     throw InvalidArgument("loop name must be 1 to 15 bytes without NUL: '" + options_.name + "'");
   }
@@ -362,7 +370,8 @@ LoopCore::LoopCore(LoopOptions options)
   if (negative(options_.full_wait) || negative(options_.stall_threshold)) {
     throw InvalidArgument("full_wait and stall_threshold must not be negative");
   }
-  work_.emplace(io_.get_executor());
+  check_thread_options(options_);
+  check_backend(io_);
   std::lock_guard lock(g_registry_mutex);
   next_live_ = g_registry_head;
   if (g_registry_head) g_registry_head->prev_live_ = this;
@@ -392,7 +401,11 @@ bool LoopCore::push(Command& command) noexcept {
     case CommandQueue::PushResult::pushed_first:
       // Only the push that made the queue non-empty wakes the loop; the drain it schedules
       // takes everything pushed until then.
-      boost::asio::post(io_, DrainHandler{this});
+      if (owned_io_) {
+        boost::asio::post(io_, DrainHandler{this});
+      } else {
+        boost::asio::post(io_, BorrowedDrainHandler{Ref<LoopCore>::share(this)});
+      }
       return true;
     case CommandQueue::PushResult::pushed:
       return true;
@@ -552,6 +565,19 @@ void LoopCore::drain() noexcept {
     // queue empty and posted a drain as well, which will find nothing: harmless.
     if (!spin_until([this] { return queue_.has_commands(); }, options_.spin_before_sleep)) return;
   }
+}
+
+void LoopCore::drain_borrowed() noexcept {
+  if (this_thread_core() == this) {
+    drain();
+    return;
+  }
+  if (lifecycle() == Lifecycle::stopped) return;  // a wake-up the stop left behind: nothing to run
+  if (!foreign_runner_reported_.exchange(true, std::memory_order_relaxed)) {
+    report_error(std::make_exception_ptr(InvalidState("a thread other than the loop's ran its borrowed io_context")),
+                 "borrowed io_context (only the loop's thread may run it while the loop lives)");
+  }
+  boost::asio::post(io_, BorrowedDrainHandler{Ref<LoopCore>::share(this)});  // for the loop's thread
 }
 
 void LoopCore::bump(std::atomic<std::uint64_t>& counter) noexcept {
@@ -758,7 +784,10 @@ void LoopCore::wait_started() {
 
 void LoopCore::mark_start_failed_before_thread() noexcept {
   lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
-  queue_.close();
+  // Submissions accepted since start() began settle here: no loop thread will run them.
+  close_queue();
+  work_.reset();
+  release_io_context_claim();
 }
 
 void LoopCore::request_stop(const StopOptions& options) noexcept {

@@ -8,8 +8,6 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include <pthread.h>
-
 #include <thread>
 
 namespace loopbridge::detail {
@@ -28,6 +26,7 @@ struct SequenceCompletion {
   LoopCore* core;
   void operator()(std::exception_ptr error) const noexcept {
     if (error) core->report_error(error, "loop lifecycle");
+    core->sequence_ended();
   }
 };
 
@@ -35,22 +34,30 @@ struct SequenceCompletion {
 
 bool LoopCore::begin_start() noexcept {
   Lifecycle expected = Lifecycle::created;
-  return lifecycle_.compare_exchange_strong(expected, Lifecycle::starting, std::memory_order_acq_rel);
+  if (!lifecycle_.compare_exchange_strong(expected, Lifecycle::starting, std::memory_order_acq_rel)) return false;
+  // Only now: a borrowed io_context stays free to run on its own until the loop starts.
+  work_.emplace(io_.get_executor());
+  return true;
 }
 
-void LoopCore::thread_main() noexcept {
-  ::pthread_setname_np(::pthread_self(), options_.name.c_str());
+void LoopCore::thread_main(LoopThread where) noexcept {
   set_this_thread_core(this);
-  if (hooks_.empty()) {
+  std::exception_ptr setup_error = where == LoopThread::own ? set_up_own_thread() : nullptr;
+  if (hooks_.empty() && !setup_error) {
     mark_started();
   } else {
     start_in_progress_ = true;
-    boost::asio::co_spawn(io_, start_sequence(), SequenceCompletion{this});
+    spawn_sequence(start_sequence(std::move(setup_error)));
   }
   for (;;) {
     try {
       io_.run();
-      break;
+      if (io_may_stop_ && live_sequences_ == 0) break;
+      // Someone else stopped the io_context (its owner, when borrowed) while the loop still
+      // has handles to settle: report it and go on, the loop ends only through its stop.
+      report_error(std::make_exception_ptr(InvalidState("the loop's io_context was stopped from outside the loop")),
+                   "io_context::stop() while the loop ran (stop the loop instead; it went on)");
+      io_.restart();
     } catch (...) {
       // Only code that used the executor directly can get here: loopbridge's own handlers
       // catch everything. The loop goes on.
@@ -58,14 +65,18 @@ void LoopCore::thread_main() noexcept {
     }
   }
   progress_timer_.reset();
-  // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
-  // the callables whose captures those frames may still use.
-  io_.shutdown();
-  for (TaskBase* task : abandoned_) {
-    task->drop_function();
-    task->state().release();
+  if (owned_io_) {
+    // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
+    // the callables whose captures those frames may still use.
+    owned_io_->shutdown();
+    for (TaskBase* task : abandoned_) {
+      task->drop_function();
+      task->state().release();
+    }
+    abandoned_.clear();
+  } else {
+    leave_borrowed_io_context();
   }
-  abandoned_.clear();
   if (workers_) {
     // Waiters are gone (cancelled or abandoned above); the functions still running get the
     // cancel deadline to return.
@@ -141,13 +152,13 @@ boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, 
   co_return error;
 }
 
-boost::asio::awaitable<void> LoopCore::start_sequence() {
+boost::asio::awaitable<void> LoopCore::start_sequence(std::exception_ptr setup_error) {
   const auto deadline = deadline_after(options_.start_timeout);
   // A start hook that times out gets the destructor's cancel deadline to unwind.
   active_stop_ = options_.destructor_stop;
-  std::exception_ptr error;
+  std::exception_ptr error = std::move(setup_error);  // then no hook runs
   std::size_t entry = 0;
-  for (; entry < hooks_.size(); ++entry) {
+  for (; !error && entry < hooks_.size(); ++entry) {
     if (!hooks_[entry].on_start) continue;
     error = co_await run_hook(hooks_[entry].on_start, deadline, "on_start");
     if (error) break;
@@ -195,7 +206,24 @@ void LoopCore::execute_stop() noexcept {
     finalize();  // nothing to wait for: no coroutine needed
     return;
   }
-  boost::asio::co_spawn(io_, stop_sequence(), SequenceCompletion{this});
+  spawn_sequence(stop_sequence());
+}
+
+void LoopCore::spawn_sequence(boost::asio::awaitable<void> sequence) {
+  ++live_sequences_;
+  boost::asio::co_spawn(io_, std::move(sequence), SequenceCompletion{this});
+}
+
+void LoopCore::sequence_ended() noexcept {
+  if (--live_sequences_ == 0 && io_may_stop_) io_.stop();
+}
+
+void LoopCore::stop_io_when_idle() noexcept {
+  // A sequence that finishes the stop still has its last steps to take in the io_context
+  // (co_spawn may post before it completes): stopping it under them would leave their frame
+  // there, which only an owned io_context could destroy.
+  io_may_stop_ = true;
+  if (live_sequences_ == 0) io_.stop();
 }
 
 boost::asio::awaitable<void> LoopCore::stop_sequence() {
@@ -261,13 +289,17 @@ boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
   }
 }
 
-void LoopCore::finalize() noexcept {
+void LoopCore::close_queue() noexcept {
   for (Command* command = queue_.close(); command != nullptr;) {
     Command* next = command->next_in_queue;
     command->discard(*this);
     queue_.ran_one();
     command = next;
   }
+}
+
+void LoopCore::finalize() noexcept {
+  close_queue();
   for (auto& group : pending_cancel_alls_) group->set_value(group->cancelled);
   pending_cancel_alls_.clear();
   {
@@ -277,7 +309,7 @@ void LoopCore::finalize() noexcept {
   lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
   wake_full_waiters();
   work_.reset();
-  io_.stop();
+  stop_io_when_idle();
 }
 
 }  // namespace loopbridge::detail

@@ -6,6 +6,7 @@
 #include <loopbridge/loop/task_handle.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/thread/thread.hpp>
 
 #include <functional>
@@ -20,6 +21,10 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
 
 /// Runs an Asio io_context on a dedicated, named thread owned by this object.
 /**
+ * The io_context is the loop's own, or one its owner hands over (the constructor taking an
+ * io_context&); the loop runs on a thread start() creates, or on the caller's thread in
+ * run_here(). docs/customise.md shows each choice.
+ *
  * Synchronous host code (a thread-per-request server, a worker pool, a unit test) submits
  * coroutines and callables and gets TaskHandles back. Every cross-thread interaction (submit,
  * post, cancel, cancel_all, stop) is a command on one thread-safe queue drained by the loop
@@ -47,9 +52,29 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  */
 class BackgroundLoop : public LoopHandle {
 public:
-  /// Creates the loop; nothing runs until start().
-  /// Throws InvalidArgument for a bad name or a negative deadline.
+  /// Creates the loop and its own io_context; nothing runs until start().
+  /**
+   * @par Throws
+   * InvalidArgument for a bad name, a negative deadline, a CPU that does not exist or a
+   * stack size out of range; BackendUnavailable when the kernel refuses the I/O backend
+   * loopbridge was built for (io_uring in a container that blocks it).
+   */
   explicit BackgroundLoop(LoopOptions options = {});
+
+  /// Creates a loop that drives `io`, an io_context its owner keeps (bring your own).
+  /**
+   * For Asio components created against `io` before the loop exists: once the loop runs,
+   * their handlers run on the loop thread, beside the loop's tasks. Between start() and the
+   * end of stop() only the loop's thread may run `io`; before start() and after stop() it
+   * is its owner's again. stop() settles every handle and joins the thread as usual, then
+   * leaves `io` stopped but alive, with the owner's I/O objects and their pending
+   * operations intact: its owner calls `io.restart()` and runs it again. `io` must outlive
+   * the loop's stop. docs/customise.md has what the owner may and may not do.
+   *
+   * @par Throws
+   * As the other constructor.
+   */
+  explicit BackgroundLoop(boost::asio::io_context& io, LoopOptions options = {});
 
   /// Stops with LoopOptions::destructor_stop. Never throws; never waits past those
   /// deadlines (a thread still busy then is detached).
@@ -71,18 +96,48 @@ public:
   /// Starts the loop thread and returns once the loop runs and the on_start hooks are done.
   /**
    * @par Throws
-   * InvalidState if called before (start twice, or restart after stop). If an on_start hook
-   * throws, start() throws that exception, after the on_stop parts of the hooks that had
-   * succeeded ran and the thread was joined; Timeout if the hooks ran past
-   * LoopOptions::start_timeout.
+   * InvalidState if called before (start twice, or restart after stop, or run_here()), and
+   * for a borrowed io_context that is stopped (its owner must restart() it first), that
+   * the calling thread is running, or that another loop drives. If LoopOptions::
+   * on_thread_start or an on_start hook throws, start() throws that exception, after the
+   * on_stop parts of the hooks that had succeeded ran and the thread was joined; the
+   * same for InvalidArgument when the CPUs of LoopOptions::cpu_affinity are not allowed
+   * to this process; Timeout if the hooks ran past LoopOptions::start_timeout.
    */
   void start();
+
+  /// Runs the loop on the calling thread until it stops, instead of on a thread of its own.
+  /**
+   * For programs whose main thread should be the loop (asyncio's `loop.run_forever()` on
+   * the main thread). The calling thread becomes the loop thread: it runs the on_start
+   * hooks, then the loop, then the stop sequence, and returns the stop's report. Everything
+   * else is as with start(): other threads submit, post, cancel, cancel_all and stop through
+   * the same queue; current_loop() and on_loop_thread() answer for this thread, and a
+   * blocking wait on it throws DeadlockError. The thread keeps its name, CPUs and stack.
+   *
+   * It returns once something stops the loop: stop() from another thread, which returns
+   * once the loop has ended here (every handle settled, hooks done), or stop() from a task
+   * or hook on this thread. After the loop has ended, run_here() touches nothing of this
+   * object, so the thread whose stop() returned may destroy it. Submissions from other
+   * threads are accepted from the moment run_here() begins the start: threads made by an
+   * on_start hook can submit at once.
+   *
+   * @par Blocking
+   * Until the loop has stopped.
+   * @par Throws
+   * As start(); also InvalidArgument when LoopOptions::cpu_affinity, stack_size or
+   * on_thread_start is set (they set up a thread the loop creates), DeadlockError on a loop
+   * thread.
+   */
+  ShutdownReport run_here();
 
   /// Stops the loop and joins its thread; see the class comment for the sequence.
   /**
    * Idempotent: later calls (from any thread) wait for the first to finish and return its
    * report, with the counts brought up to date (refused submissions go on counting). On this loop's own thread it requests the stop with `options` and returns
-   * at once (report.joined == false). A loop never started becomes stopped.
+   * at once (report.joined == false). A loop never started becomes stopped. With
+   * run_here(), it waits for the loop to end on the run_here() thread (report.joined tells
+   * whether it ended within the deadlines).
    *
    * @par Blocking
    * Up to the options' deadlines (hooks, drain, cancel); never longer.

@@ -38,6 +38,9 @@ enum class errc {
   /// The loop's queue was at its capacity (LoopOptions::queue_capacity) and the submission
   /// was refused, at once or after waiting up to its deadline; it never ran.
   queue_full,
+  /// The I/O backend loopbridge was built for (epoll or io_uring) cannot be used here: the
+  /// kernel, or a seccomp policy, refuses it.
+  backend_unavailable,
 };
 
 /// The category of loopbridge's error codes; its name() is "loopbridge".
@@ -121,6 +124,15 @@ public:
 class QueueFull : public Error {
 public:
   explicit QueueFull(const std::string& what);
+};
+
+/// The I/O backend loopbridge was built for cannot be used on this machine: typically
+/// io_uring (a LOOPBRIDGE_IO_URING build) where the kernel or a container's seccomp policy
+/// refuses io_uring_setup. Thrown by the BackgroundLoop constructor; the message carries the
+/// system's reason.
+class BackendUnavailable : public Error {
+public:
+  explicit BackendUnavailable(const std::string& what);
 };
 
 }  // namespace loopbridge

@@ -166,6 +166,9 @@ public:
   /// Errors sent to the error handler so far.
   std::uint64_t unhandled_errors() const { return core().unhandled_errors(); }
   std::string_view name() const { return core().name(); }
+  /// The I/O backend this loop's io_context runs on (fixed when loopbridge is built; see
+  /// IoBackend).
+  IoBackend backend() const { return core().backend(); }
   /// True when called on this loop's thread.
   bool on_loop_thread() const noexcept { return core_ && detail::this_thread_core() == core_.get(); }
 

@@ -3,6 +3,7 @@
 #include <loopbridge/loop/stats.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -101,6 +102,23 @@ struct LoopOptions {
   std::chrono::nanoseconds stall_threshold{std::chrono::milliseconds(100)};
   /// Receives stall reports. Empty: a warning line on stderr.
   StallHandler stall_handler{};
+
+  // ---- The loop's own thread (start() creates it; run_here() refuses these) ----
+  // `name` above names it too. docs/customise.md shows each in use.
+
+  /// The CPUs the loop thread may run on (numbered as in /proc/cpuinfo). Empty: those of
+  /// the thread that calls start(). A CPU that does not exist is refused by the
+  /// constructor; one this process may not use (cpuset, container) by start(). Both throw
+  /// InvalidArgument.
+  std::vector<unsigned> cpu_affinity{};
+  /// The loop thread's stack size in bytes. Zero: the system's default (ulimit -s).
+  /// Otherwise 64 KiB to 1 GiB, or the constructor throws InvalidArgument.
+  std::size_t stack_size = 0;
+  /// Runs on the new loop thread once it is named and pinned, before the on_start hooks
+  /// (scheduling priority, signal mask, per-thread state of other libraries). If it throws,
+  /// the loop stops and start() throws that exception. It runs on a loop thread: blocking
+  /// on this loop's tasks there throws DeadlockError.
+  std::function<void()> on_thread_start{};
 };
 
 /// What a stop did. Counts cover the loop's whole life.

@@ -5,6 +5,7 @@
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/detail/worker_pool.hpp>
+#include <loopbridge/loop/backend.hpp>
 #include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/options.hpp>
@@ -15,6 +16,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/thread/thread.hpp>
 
 #include <array>
 #include <atomic>
@@ -47,6 +49,11 @@ TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept;
 /// The loop whose thread is running the caller, or null.
 LoopCore* this_thread_core() noexcept;
 void set_this_thread_core(LoopCore* core) noexcept;
+
+/// InvalidArgument for a CPU that does not exist or a stack size out of range.
+void check_thread_options(const LoopOptions& options);
+/// Makes the io_context open its I/O backend now; BackendUnavailable if the kernel refuses.
+void check_backend(boost::asio::io_context& io);
 
 /// A coroutine on a loop waiting for a task's result without blocking (async_wait). The
 /// loop it waits on keeps a list of these so that none outlives the loop's io_context.
@@ -110,6 +117,9 @@ private:
 };
 
 enum class Lifecycle : std::uint8_t { created, starting, running, stopping, stopped };
+/// Where a loop runs: on a thread start() created for it, or on the thread that called
+/// run_here().
+enum class LoopThread : std::uint8_t { own, caller };
 enum class TaskKind : std::uint8_t { task, detached, hook };
 
 /// Cancels one task; embedded in the task, so cancel() allocates nothing.
@@ -163,6 +173,9 @@ public:
   /// The host thread that submitted this task, for call_host (set before queueing; null
   /// when a loop thread submitted it).
   Ref<HostWaiter> host_waiter;
+  /// Set when a stop leaves this task's frame in a borrowed io_context: whoever runs that
+  /// io_context later resumes the frame, which still reaches its loop (RunScope, conclude).
+  Ref<RefCounted> keeps_loop;
 
   // Loop-thread bookkeeping, owned by LoopCore.
   TaskBase* prev_in_flight = nullptr;
@@ -238,7 +251,9 @@ private:
 /// thread, and reached from other threads only through the command queue.
 class LoopCore final : public RefCounted {
 public:
-  explicit LoopCore(LoopOptions options);
+  /// `borrowed`: an io_context its owner keeps (and must keep alive until the loop has
+  /// stopped); null: the loop makes its own.
+  explicit LoopCore(LoopOptions options, boost::asio::io_context* borrowed = nullptr);
   ~LoopCore() override;
 
   // ---- any thread ----
@@ -253,6 +268,7 @@ public:
   std::uint64_t serial() const noexcept { return serial_; }
   /// Every loop not yet stopped, in creation order.
   static std::vector<Ref<LoopCore>> live();
+  IoBackend backend() const noexcept;
   BackgroundLoop* owner() const noexcept { return owner_.load(std::memory_order_acquire); }
   void set_owner(BackgroundLoop* owner) noexcept { owner_.store(owner, std::memory_order_release); }
 
@@ -288,8 +304,15 @@ public:
 
   // ---- host side of the lifecycle (BackgroundLoop) ----
   void add_hook(HookEntry entry);
+  /// After begin_start(): checks that a borrowed io_context can be run by this loop alone
+  /// and marks it as driven by this loop (InvalidState if not).
+  void claim_io_context();
+  /// The stack size of the thread start() creates.
+  void configure_thread(boost::thread::attributes& attributes) const;
+  /// run_here(): InvalidArgument when options meant for a thread of the loop's own are set.
+  void check_runs_on_caller() const;
   /// The loop thread's body.
-  void thread_main() noexcept;
+  void thread_main(LoopThread where) noexcept;
   /// Blocks until the start sequence finished; rethrows its error.
   void wait_started();
   /// Queues the stop once; later calls keep the first options.
@@ -309,6 +332,13 @@ public:
 
   // ---- loop thread ----
   void drain() noexcept;
+  /// The wake-up posted to a borrowed io_context: drains on the loop thread; elsewhere it
+  /// is a wake-up left from before the stop, or a sign that another thread runs the
+  /// io_context (reported, and handed back to the loop thread).
+  void drain_borrowed() noexcept;
+  /// A lifecycle coroutine (start or stop sequence) ended; the io_context stops once the
+  /// stop has finished and none is left.
+  void sequence_ended() noexcept;
   void start_task(TaskBase& task) noexcept;
   void deliver_cancel(TaskBase& task) noexcept;
   void start_cancel_all(CancelAllState& group) noexcept;
@@ -339,7 +369,18 @@ private:
     void discard(LoopCore&) noexcept override {}
   };
 
-  boost::asio::awaitable<void> start_sequence();
+  boost::asio::awaitable<void> start_sequence(std::exception_ptr setup_error);
+  /// Names and pins the loop's own thread and runs on_thread_start; returns their error.
+  std::exception_ptr set_up_own_thread() noexcept;
+  /// co_spawns a lifecycle coroutine, counted until it has ended.
+  void spawn_sequence(boost::asio::awaitable<void> sequence);
+  /// Stops the io_context once the stop has finished and no lifecycle coroutine is left,
+  /// so none of their frames stays behind in it.
+  void stop_io_when_idle() noexcept;
+  /// Loop thread, after the last run: what a borrowed io_context keeps is left to its owner
+  /// (and reported); the io_context is no longer driven by this loop.
+  void leave_borrowed_io_context() noexcept;
+  void release_io_context_claim() noexcept;
   boost::asio::awaitable<void> stop_sequence();
   /// Drains, cancels and abandons in-flight tasks, then closes the queue and stops io_.
   boost::asio::awaitable<void> wind_down();
@@ -365,6 +406,8 @@ private:
   /// Host thread: waits for a latch flag, spinning briefly first (the loop thread usually
   /// gets there within microseconds, and a sleeping wake costs tens of them).
   bool wait_latch(const std::atomic<bool>& flag, std::chrono::steady_clock::time_point deadline);
+  /// Closes the queue and settles (discards) what was left in it.
+  void close_queue() noexcept;
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;
   /// A queued submission left the queue (started, refused or discarded).
@@ -383,11 +426,14 @@ private:
   std::atomic<BackgroundLoop*> owner_{nullptr};
   std::atomic<Lifecycle> lifecycle_{Lifecycle::created};
   CommandQueue queue_;
-  OwnedIoContext io_;
+  std::optional<OwnedIoContext> owned_io_;  // empty when the io_context is borrowed
+  boost::asio::io_context& io_;             // owned_io_'s, or the borrowed one
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<HookEntry> hooks_;
   std::shared_ptr<WorkerPool> workers_;  // loop thread creates; stopped after the loop ends
   std::atomic<std::uint64_t> abandoned_workers_{0};
+  std::atomic<LoopCore*>* io_driver_ = nullptr;  // the borrowed io_context's record of its loop, once claimed
+  std::atomic<bool> foreign_runner_reported_{false};
 
   // Loop thread only.
   TaskBase* in_flight_head_ = nullptr;
@@ -403,6 +449,8 @@ private:
   bool start_in_progress_ = false;
   bool stop_after_start_ = false;
   std::size_t hooks_started_ = 0;
+  std::size_t live_sequences_ = 0;
+  bool io_may_stop_ = false;
 
   // Counters, read anywhere without a lock. Outcomes are written by the loop thread only;
   // the host side of a submission (submitted_, queued_, refusals) uses fetch_add.

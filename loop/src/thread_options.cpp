@@ -1,0 +1,87 @@
+// The loop's own thread: its name, CPUs, stack and the on_thread_start hook.
+
+#include <loopbridge/loop/detail/loop_core.hpp>
+
+#include <pthread.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+
+namespace loopbridge::detail {
+namespace {
+
+constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
+
+std::size_t min_stack_size() {
+  const long system_min = ::sysconf(_SC_THREAD_STACK_MIN);
+  return std::max<std::size_t>(64 * 1024, system_min > 0 ? static_cast<std::size_t>(system_min) : 0);
+}
+
+std::size_t present_cpus() {
+  const long count = ::sysconf(_SC_NPROCESSORS_CONF);
+  return std::min<std::size_t>(count > 0 ? static_cast<std::size_t>(count) : 1, CPU_SETSIZE);
+}
+
+// The kernel intersects the mask with the CPUs this process may use and fails only when
+// nothing is left: read it back to refuse a partial pinning as well.
+void pin_this_thread(const std::vector<unsigned>& cpus) {
+  cpu_set_t wanted;
+  CPU_ZERO(&wanted);
+  for (unsigned cpu : cpus) CPU_SET(cpu, &wanted);
+  if (::pthread_setaffinity_np(::pthread_self(), sizeof wanted, &wanted) != 0) {
+    throw InvalidArgument("cpu_affinity: this process may not use any of the CPUs asked for (cpuset or container limits)");
+  }
+  cpu_set_t granted;
+  CPU_ZERO(&granted);
+  ::pthread_getaffinity_np(::pthread_self(), sizeof granted, &granted);
+  for (unsigned cpu : cpus) {
+    if (!CPU_ISSET(cpu, &granted)) {
+      throw InvalidArgument("cpu_affinity: this process may not use CPU " + std::to_string(cpu) +
+                            " (cpuset or container limits)");
+    }
+  }
+}
+
+}  // namespace
+
+void check_thread_options(const LoopOptions& options) {
+  const std::size_t present = present_cpus();
+  for (unsigned cpu : options.cpu_affinity) {
+    if (cpu >= present) {
+      throw InvalidArgument("cpu_affinity: CPU " + std::to_string(cpu) + " does not exist (this machine has CPUs 0 to " +
+                            std::to_string(present - 1) + ")");
+    }
+  }
+  const std::size_t stack = options.stack_size;
+  if (stack != 0 && (stack < min_stack_size() || stack > kMaxStackSize)) {
+    throw InvalidArgument("stack_size " + std::to_string(stack) + " is out of range: 0 (the system's default) or " +
+                          std::to_string(min_stack_size()) + " to " + std::to_string(kMaxStackSize) + " bytes");
+  }
+}
+
+void LoopCore::configure_thread(boost::thread::attributes& attributes) const {
+  if (options_.stack_size != 0) attributes.set_stack_size(options_.stack_size);
+}
+
+void LoopCore::check_runs_on_caller() const {
+  if (!options_.cpu_affinity.empty() || options_.stack_size != 0 || options_.on_thread_start) {
+    throw InvalidArgument(
+        "cpu_affinity, stack_size and on_thread_start set up a thread the loop creates; run_here() runs on the "
+        "calling thread: set that thread up before the call");
+  }
+}
+
+std::exception_ptr LoopCore::set_up_own_thread() noexcept {
+  ::pthread_setname_np(::pthread_self(), options_.name.c_str());
+  try {
+    if (!options_.cpu_affinity.empty()) pin_this_thread(options_.cpu_affinity);
+    if (options_.on_thread_start) options_.on_thread_start();
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
+}
+
+}  // namespace loopbridge::detail

@@ -1,0 +1,315 @@
+#include <loopbridge/loop/background_loop.hpp>
+
+#include "support/deadline.hpp"
+#include "support/line_server.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace asio = boost::asio;
+using namespace loopbridge;
+using namespace loopbridge::test;
+
+namespace {
+
+asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
+  asio::steady_timer timer(co_await asio::this_coro::executor, d);
+  co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// Collects what reaches a loop's error handler.
+struct ErrorLog {
+  std::mutex mutex;
+  std::vector<std::string> contexts;
+
+  ErrorHandler handler() {
+    return [this](std::exception_ptr, std::string_view context) {
+      std::lock_guard lock(mutex);
+      contexts.emplace_back(context);
+    };
+  }
+  bool mentions(const std::string& text) {
+    std::lock_guard lock(mutex);
+    for (const auto& c : contexts) {
+      if (c.find(text) != std::string::npos) return true;
+    }
+    return false;
+  }
+};
+
+// Ignores the cancel, then sleeps for `after_cancel` where no cancel reaches it. Records
+// whether its frame ended and on which thread.
+struct StubbornProbe {
+  std::atomic<bool> finished{false};
+  std::atomic<bool> destroyed{false};
+  std::string finished_on;  // written by the frame, read after it ended
+};
+
+asio::awaitable<void> stubborn(StubbornProbe* probe, std::chrono::steady_clock::duration after_cancel) {
+  struct Witness {
+    StubbornProbe* probe;
+    ~Witness() { probe->destroyed = true; }
+  } witness{probe};
+  try {
+    co_await sleep_for(std::chrono::hours(1));
+  } catch (const boost::system::system_error&) {
+  }
+  co_await asio::this_coro::reset_cancellation_state();
+  co_await sleep_for(after_cancel);
+  probe->finished_on = this_thread_name();
+  probe->finished = true;
+}
+
+}  // namespace
+
+TEST_CASE("a component made on a borrowed io_context before start is served by the loop and then by its owner again",
+          "[loop][borrowed]") {
+  asio::io_context io;
+  LineServer server(io);  // a third party, created against the plain io_context first
+  {
+    BackgroundLoop loop(io, {.name = "lb-borrowed"});
+    std::atomic<int> hooks{0};
+    loop.on_start_stop([&]() -> asio::awaitable<void> { co_await sleep_for(1ms); ++hooks; },
+                       // Returns without suspending: the stop sequence's last step is then a
+                       // post, which must not be left behind in the io_context.
+                       [&]() -> asio::awaitable<void> {
+                         ++hooks;
+                         co_return;
+                       });
+    loop.start();
+    CHECK(fetch_line(server.port()) == "served by lb-borrowed");
+
+    auto sleeper = loop.submit([] { return sleep_for(std::chrono::hours(1)); });
+    auto value = loop.submit([] { return 7; });
+    require_settles(value);
+    CHECK(value.get() == 7);
+
+    ShutdownReport report = loop.stop();
+    CHECK(report.joined);
+    REQUIRE(sleeper.ready());
+    CHECK_THROWS_AS(sleeper.get(), TaskCancelled);
+    CHECK(hooks == 2);
+    CHECK(report.submitted == report.completed + report.failed + report.cancelled + report.abandoned + report.rejected);
+    CHECK(io.stopped());  // left to its owner, who restarts it
+  }
+
+  // Nothing of the loop's is left ready to run in the io_context.
+  io.restart();
+  CHECK(io.poll() == 0);
+
+  // The owner runs it on a thread of its own; the component never noticed the loop.
+  io.restart();
+  std::thread owner([&] {
+    ::pthread_setname_np(::pthread_self(), "lb-owner");
+    io.run();
+  });
+  CHECK(fetch_line(server.port()) == "served by lb-owner");
+  asio::post(io, [&] { server.close(); });  // its last work: run() returns
+  CHECK(eventually([&] { return io.stopped(); }));
+  owner.join();
+}
+
+TEST_CASE("stop leaves nothing of the loop's behind in a borrowed io_context", "[loop][borrowed][stop]") {
+  asio::io_context io;
+  LineServer server(io);
+  int closed = 0;
+  {
+    BackgroundLoop loop(io, {.name = "lb-b-clean"});
+    // Hooks that finish without suspending: the stop sequence then ends in the same turn it
+    // began, and co_spawn posts its last step.
+    loop.on_start_stop([]() -> asio::awaitable<void> { co_return; },
+                       [&]() -> asio::awaitable<void> {
+                         ++closed;
+                         co_return;
+                       });
+    loop.start();
+    auto done = loop.submit([] { return sleep_for(1ms); });
+    require_settles(done);
+    CHECK(loop.stop().joined);
+  }
+  CHECK(closed == 1);
+  io.restart();
+  CHECK(io.poll() == 0);
+  CHECK(fetch_line(server.port(), 50ms).empty());  // nobody runs it now: no answer
+  io.restart();
+  std::thread owner([&] { io.run(); });
+  CHECK(fetch_line(server.port()).starts_with("served by"));
+  asio::post(io, [&] { server.close(); });
+  owner.join();
+}
+
+TEST_CASE("a task abandoned on a borrowed io_context is reported and its frame dies with the io_context",
+          "[loop][borrowed][stop]") {
+  auto io = std::make_unique<asio::io_context>();
+  StubbornProbe probe;
+  ErrorLog errors;
+  {
+    BackgroundLoop loop(*io, {.name = "lb-b-abandon", .error_handler = errors.handler()});
+    loop.start();
+    auto task = loop.submit([&] { return stubborn(&probe, std::chrono::hours(1)); });
+    REQUIRE(eventually([&] { return loop.queue_depth() == 0; }));
+    ShutdownReport report = loop.stop({.cancel_timeout = 50ms});
+    REQUIRE(task.ready());
+    CHECK_THROWS_AS(task.get(), TaskAbandoned);
+    CHECK(report.abandoned == 1);
+    CHECK(report.joined);
+    CHECK(errors.mentions("io_context's owner"));
+  }
+  // The loop is gone; the frame still waits in the io_context, which only its owner can end.
+  CHECK_FALSE(probe.destroyed);
+  io.reset();
+  CHECK(probe.destroyed);
+  CHECK_FALSE(probe.finished);
+}
+
+TEST_CASE("a task abandoned on a borrowed io_context finishes on its owner's thread when it runs again",
+          "[loop][borrowed][stop]") {
+  asio::io_context io;
+  StubbornProbe probe;
+  ErrorLog errors;
+  {
+    BackgroundLoop loop(io, {.name = "lb-b-resume", .error_handler = errors.handler()});
+    loop.start();
+    auto task = loop.submit([&] { return stubborn(&probe, 200ms); });
+    REQUIRE(eventually([&] { return loop.queue_depth() == 0; }));
+    loop.stop({.cancel_timeout = 20ms});
+    CHECK_THROWS_AS(task.get(), TaskAbandoned);
+  }
+  CHECK_FALSE(probe.finished);
+  io.restart();
+  std::thread owner([&] {
+    ::pthread_setname_np(::pthread_self(), "lb-owner");
+    io.run();  // returns when the frame has finished: it was the last work
+  });
+  CHECK(eventually([&] { return io.stopped(); }));
+  owner.join();
+  CHECK(probe.finished);
+  CHECK(probe.destroyed);
+  CHECK(probe.finished_on == "lb-owner");
+}
+
+TEST_CASE("start refuses a borrowed io_context that is stopped or that the calling thread runs",
+          "[loop][borrowed][bad-input]") {
+  asio::io_context stopped_io;
+  stopped_io.stop();
+  BackgroundLoop on_stopped(stopped_io, {.name = "lb-stopped-io"});
+  CHECK_THROWS_AS(on_stopped.start(), InvalidState);
+  CHECK(on_stopped.state() == LoopState::stopped);
+  auto begin = std::chrono::steady_clock::now();
+  CHECK(on_stopped.stop().submitted == 0);
+  CHECK(std::chrono::steady_clock::now() - begin < 1s);
+
+  asio::io_context io;
+  BackgroundLoop inside(io, {.name = "lb-inside-io"});
+  bool refused = false;
+  asio::post(io, [&] {
+    try {
+      inside.start();
+    } catch (const InvalidState&) {
+      refused = true;
+    }
+  });
+  io.run();  // runs the post, then runs out of work
+  CHECK(refused);
+  CHECK(inside.state() == LoopState::stopped);
+}
+
+TEST_CASE("one io_context is driven by one loop at a time", "[loop][borrowed][bad-input]") {
+  asio::io_context io;
+  BackgroundLoop first(io, {.name = "lb-first"});
+  BackgroundLoop second(io, {.name = "lb-second"});
+  first.start();
+  CHECK_THROWS_AS(second.start(), InvalidState);
+  first.stop();
+
+  // Once the first loop has stopped and the owner restarted the io_context, another loop
+  // may drive it.
+  io.restart();
+  BackgroundLoop third(io, {.name = "lb-third"});
+  third.start();
+  auto on_loop = third.submit([&] { return third.on_loop_thread(); });
+  require_settles(on_loop);
+  CHECK(on_loop.get());
+  CHECK(third.stop().joined);
+}
+
+TEST_CASE("another thread running the borrowed io_context is reported and the loop's work stays on its thread",
+          "[loop][borrowed]") {
+  asio::io_context io;
+  ErrorLog errors;
+  BackgroundLoop loop(io, {.name = "lb-two-runners", .error_handler = errors.handler()});
+  loop.start();
+  std::thread intruder([&] { io.run(); });  // the misuse
+  bool all_on_loop_thread = true;
+  for (int i = 0; i < 200 && loop.unhandled_errors() == 0; ++i) {
+    auto task = loop.submit([&] { return loop.on_loop_thread(); });
+    require_settles(task);
+    all_on_loop_thread = all_on_loop_thread && task.get();
+    std::this_thread::sleep_for(1ms);  // let the queue empty, so the next submit wakes the loop
+  }
+  CHECK(all_on_loop_thread);
+  CHECK(errors.mentions("only the loop's thread may run it"));
+  ShutdownReport report = loop.stop();  // stops the io_context: the intruder's run() returns too
+  CHECK(report.joined);
+  intruder.join();
+}
+
+TEST_CASE("submissions racing stop on a borrowed io_context all settle and leave no live wake-up behind",
+          "[loop][borrowed][stop]") {
+  for (int round = 0; round < 10; ++round) {
+    auto io = std::make_unique<asio::io_context>();
+    std::vector<TaskHandle<int>> handles;
+    {
+      BackgroundLoop loop(*io, {.name = "lb-b-race"});
+      loop.start();
+      std::mutex m;
+      std::vector<std::thread> producers;
+      for (int t = 0; t < 3; ++t) {
+        producers.emplace_back([&] {
+          for (int i = 0; i < 200; ++i) {
+            auto h = loop.submit([] { return 1; });
+            std::lock_guard lock(m);
+            handles.push_back(std::move(h));
+          }
+        });
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100 * round));
+      loop.stop();
+      for (auto& p : producers) p.join();
+    }
+    for (auto& h : handles) REQUIRE(h.ready());
+    // A producer that found the queue empty just before the stop closed it posted a wake-up
+    // the loop never ran. The owner's next run runs it, long after the loop has gone: it
+    // must find nothing to do and touch nothing freed.
+    handles.clear();
+    io->restart();
+    io->poll();
+    io.reset();
+  }
+}
+
+TEST_CASE("the owner stopping its io_context while the loop runs is reported and the loop goes on",
+          "[loop][borrowed]") {
+  asio::io_context io;
+  ErrorLog errors;
+  BackgroundLoop loop(io, {.name = "lb-b-stopped", .error_handler = errors.handler()});
+  loop.start();
+  auto sleeper = loop.submit([] { return sleep_for(20ms); });
+  io.stop();  // the misuse: loop.stop() is the way to stop it
+  REQUIRE(eventually([&] { return loop.unhandled_errors() > 0; }));
+  CHECK(errors.mentions("stop the loop instead"));
+  require_settles(sleeper);
+  CHECK_NOTHROW(sleeper.get());
+  auto after = loop.submit([] { return 5; });
+  require_settles(after);
+  CHECK(after.get() == 5);
+  CHECK(loop.stop().joined);
+}
