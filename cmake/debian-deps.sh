@@ -7,6 +7,7 @@ loopbridge_packages=(
   cmake ninja-build g++
   libboost1.81-dev libboost-thread1.81-dev libboost-chrono1.81-dev
   catch2
+  liburing-dev   # the uring preset (LOOPBRIDGE_IO_URING=ON)
 )
 
 loopbridge_install_deps() {
