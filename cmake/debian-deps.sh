@@ -8,6 +8,7 @@ loopbridge_packages=(
   libboost1.81-dev libboost-thread1.81-dev libboost-chrono1.81-dev
   catch2
   liburing-dev   # the uring preset (LOOPBRIDGE_IO_URING=ON)
+  curl python3   # the clients examples/two_services.cpp runs
 )
 
 loopbridge_install_deps() {
