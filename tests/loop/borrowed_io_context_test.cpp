@@ -101,11 +101,8 @@ TEST_CASE("a component made on a borrowed io_context before start is served by t
     CHECK(io.stopped());  // left to its owner, who restarts it
   }
 
-  // Nothing of the loop's is left ready to run in the io_context.
-  io.restart();
-  CHECK(io.poll() == 0);
-
-  // The owner runs it on a thread of its own; the component never noticed the loop.
+  // The owner runs it on a thread of its own; the component never noticed the loop. (Its
+  // own completions may still be pending: with io_uring the reply's write completes later.)
   io.restart();
   std::thread owner([&] {
     ::pthread_setname_np(::pthread_self(), "lb-owner");
