@@ -146,7 +146,8 @@ private:
       pending.erase(0, n);
       std::transform(line.begin(), line.end(), line.begin(), [](unsigned char c) { return std::toupper(c); });
       ++lines_;
-      auto [write_error, written] = co_await asio::async_write(*socket, asio::buffer(line), asio::as_tuple(asio::use_awaitable));
+      auto [write_error, written] =
+          co_await asio::async_write(*socket, asio::buffer(line), asio::as_tuple(asio::use_awaitable));
       if (write_error) co_return;
     }
   }

@@ -115,7 +115,8 @@ void BackgroundLoop::start() {
     loop.configure_thread(attributes);
     detail::Ref<detail::LoopCore> keep = detail::Ref<detail::LoopCore>::share(&loop);
     // As const: a non-const one would be taken for the thread's function.
-    thread_ = boost::thread(std::as_const(attributes), [keep]() noexcept { keep->thread_main(detail::LoopThread::own); });
+    thread_ = boost::thread(std::as_const(attributes),
+                            [keep]() noexcept { keep->thread_main(detail::LoopThread::own); });
   } catch (...) {
     loop.mark_start_failed_before_thread();
     joined_ = true;  // no thread to join

@@ -31,7 +31,8 @@ void pin_this_thread(const std::vector<unsigned>& cpus) {
   CPU_ZERO(&wanted);
   for (unsigned cpu : cpus) CPU_SET(cpu, &wanted);
   if (::pthread_setaffinity_np(::pthread_self(), sizeof wanted, &wanted) != 0) {
-    throw InvalidArgument("cpu_affinity: this process may not use any of the CPUs asked for (cpuset or container limits)");
+    throw InvalidArgument(
+        "cpu_affinity: this process may not use any of the CPUs asked for (cpuset or container limits)");
   }
   cpu_set_t granted;
   CPU_ZERO(&granted);
@@ -50,8 +51,8 @@ void check_thread_options(const LoopOptions& options) {
   const std::size_t present = present_cpus();
   for (unsigned cpu : options.cpu_affinity) {
     if (cpu >= present) {
-      throw InvalidArgument("cpu_affinity: CPU " + std::to_string(cpu) + " does not exist (this machine has CPUs 0 to " +
-                            std::to_string(present - 1) + ")");
+      throw InvalidArgument("cpu_affinity: CPU " + std::to_string(cpu) +
+                            " does not exist (this machine has CPUs 0 to " + std::to_string(present - 1) + ")");
     }
   }
   const std::size_t stack = options.stack_size;

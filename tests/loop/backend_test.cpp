@@ -41,8 +41,8 @@ bool has_descriptor_of(const std::string& kind) {
     while (dirent* entry = ::readdir(dir)) {
       char target[256] = {};
       std::string path = std::string("/proc/self/fd/") + entry->d_name;
-      if (::readlink(path.c_str(), target, sizeof target - 1) > 0 && std::string(target).find(kind) != std::string::npos)
-        found = true;
+      if (::readlink(path.c_str(), target, sizeof target - 1) <= 0) continue;
+      if (std::string(target).find(kind) != std::string::npos) found = true;
     }
     ::closedir(dir);
   }
