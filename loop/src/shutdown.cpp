@@ -243,7 +243,9 @@ boost::asio::awaitable<void> LoopCore::wind_down() {
   if (active_stop_.drain_timeout > std::chrono::nanoseconds::zero()) {
     co_await wait_until(idle, deadline_after(active_stop_.drain_timeout));
   }
-  if (active_stop_.drop_in_flight) {
+  // Dropping needs an io_context the loop may shut down: a borrowed one keeps its pending
+  // handlers (so the frames) for its owner, who would resume them. Cancel those instead.
+  if (active_stop_.drop_in_flight && owned_io_) {
     abandon_remaining(/*dropped=*/true);
   } else {
     for (TaskBase* task = in_flight_head_; task != nullptr;) {

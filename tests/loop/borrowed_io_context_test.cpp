@@ -310,3 +310,30 @@ TEST_CASE("the owner stopping its io_context while the loop runs is reported and
   CHECK(after.get() == 5);
   CHECK(loop.stop().joined);
 }
+
+TEST_CASE("drop_in_flight on a borrowed io_context cancels and unwinds instead of dropping",
+          "[loop][borrowed][stop]") {
+  asio::io_context io;
+  std::atomic<bool> unwound{false};
+  {
+    BackgroundLoop loop(io, {.name = "lb-b-drop"});
+    loop.start();
+    auto parked = loop.submit([&]() -> asio::awaitable<void> {
+      try {
+        co_await sleep_for(std::chrono::hours(1));
+      } catch (const boost::system::system_error&) {
+        unwound = true;  // a dropped frame would never get here
+        throw;
+      }
+    });
+    REQUIRE(eventually([&] { return loop.queue_depth() == 0; }));
+    ShutdownReport report = loop.stop({.drop_in_flight = true});
+    REQUIRE(parked.ready());
+    CHECK_THROWS_AS(parked.get(), TaskCancelled);
+    CHECK(report.cancelled == 1);
+    CHECK(report.abandoned == 0);
+  }
+  CHECK(unwound);  // on the loop thread, before stop returned: nothing is left for the owner
+  io.restart();
+  CHECK(io.poll() == 0);
+}

@@ -60,7 +60,9 @@ struct StopOptions {
   /// loop thread (the destructors of their locals run; no code after their suspension point
   /// does) and their handles settle with TaskCancelled. Much cheaper for many parked tasks
   /// (no exception per task); use it when tasks need no orderly unwinding (no cleanup in
-  /// catch blocks, no co_await during cleanup). cancel_timeout then plays no part.
+  /// catch blocks, no co_await during cleanup). cancel_timeout then plays no part. A loop
+  /// on a borrowed io_context cannot destroy what waits in it: there the tasks are
+  /// cancelled and unwound as without this option.
   bool drop_in_flight = false;
 };
 
