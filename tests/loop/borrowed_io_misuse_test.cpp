@@ -1,12 +1,10 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 #include "support/error_log.hpp"
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <thread>
 
@@ -15,15 +13,6 @@
 namespace asio = boost::asio;
 using namespace loopbridge;
 using namespace loopbridge::test;
-
-namespace {
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
-
-}  // namespace
 
 TEST_CASE("start refuses a borrowed io_context that is stopped or that the calling thread runs",
           "[loop][borrowed][bad-input]") {

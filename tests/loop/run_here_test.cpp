@@ -1,11 +1,8 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 #include "support/line_server.hpp"
-
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <stdexcept>
 #include <thread>
@@ -15,11 +12,6 @@ using namespace loopbridge;
 using namespace loopbridge::test;
 
 namespace {
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 struct HookFailed : std::runtime_error {
   using std::runtime_error::runtime_error;
