@@ -41,10 +41,10 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  *
  * @par Thread safety
  * Distinct objects: safe. Shared objects: safe, all of it from any thread, except that the
- * hook registration calls belong before start(). Blocking calls (stop() that must join)
- * made on any loop thread throw DeadlockError; stop() on this loop's own thread only
- * requests the stop. The destructor must not run on the loop thread: there it requests the
- * stop, detaches the thread and reports the misuse to the error handler.
+ * hook registration calls belong before start(). Blocking calls (stop() that must join,
+ * run_here()) made on any loop thread throw DeadlockError; stop() on this loop's own
+ * thread only requests the stop. The destructor must not run on the loop thread: there it
+ * requests the stop, detaches the thread and reports the misuse to the error handler.
  *
  * @par After stop
  * A stopped loop cannot be restarted (start() throws InvalidState). Submissions settle
