@@ -10,6 +10,7 @@
 // default), then one "message {json}" line per mail received. SIGTERM or SIGINT stops it:
 // the loop's stop hook closes the server, the shutdown report is printed, exit status 0.
 
+#include "common/loop_stats.hpp"
 #include "embedded_smtp_server/smtp_receiver.hpp"
 
 #include <loopbridge/loopbridge.hpp>
@@ -95,7 +96,9 @@ int main(int argc, char** argv) {
   while (signal != SIGTERM && signal != SIGINT) {
     timespec tick{.tv_sec = 0, .tv_nsec = 100'000'000};
     signal = sigtimedwait(&stop_signals, nullptr, &tick);
-    print(loopbridge::run(loop, [&receiver] { return receiver.take_messages(); }, 5s));
+    loopbridge::RunOptions take;
+    take.name = "take mailbox";
+    print(loopbridge::run(loop, [&receiver] { return receiver.take_messages(); }, 5s, std::move(take)));
   }
 
   std::cout << (signal == SIGTERM ? "SIGTERM" : "SIGINT") << ": stopping; " << receiver.open_connections()
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
   if (report.joined) print(receiver.take_messages());  // the loop thread is gone: its mailbox is ours
   std::cout << "received " << receiver.delivered() << " messages; " << receiver.open_connections()
             << " connections open after the stop hook\n";
+  std::cout << "smtp loop: " << examples::describe(loop.stats()) << "\n";
   std::cout << "shutdown report: " << report.summary() << std::endl;
   const bool clean = report.joined && report.abandoned == 0 && report.hook_errors.empty() &&
                      receiver.open_connections() == 0 && receiver.failed_sessions() == 0;

@@ -13,6 +13,7 @@
 // free one). SIGTERM or SIGINT: stop accepting, let every request in flight finish, stop the
 // loops, print their shutdown reports; exit 0 when nothing was left behind.
 
+#include "common/loop_stats.hpp"
 #include "legacy_http_server/connection_threads.hpp"
 #include "legacy_http_server/dashboard.hpp"
 #include "legacy_http_server/upstreams.hpp"
@@ -44,6 +45,16 @@ namespace {
 using Request = http::request<http::string_body>;
 using Response = http::response<http::string_body>;
 
+boost::json::object loop_counters(const loopbridge::LoopStats& stats) {
+  auto us = [](std::chrono::nanoseconds d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
+  return {{"submitted", stats.submitted},     {"completed", stats.completed},
+          {"failed", stats.failed},           {"cancelled", stats.cancelled},
+          {"rejected", stats.rejected},       {"in_flight", stats.in_flight},
+          {"queue_depth", stats.queue_depth}, {"lag_p50_us", us(stats.lag_p50)},
+          {"lag_p99_us", us(stats.lag_p99)},  {"longest_handler_us", us(stats.longest_handler)},
+          {"stalls", stats.stalls},           {"errors_reported", stats.errors_reported}};
+}
+
 Response json_response(http::status status, const boost::json::value& body) {
   Response response(status, 11);
   response.set(http::field::content_type, "application/json");
@@ -55,9 +66,13 @@ Response json_response(http::status status, const boost::json::value& body) {
 // dashboard route blocks that thread in loopbridge::run() while the loop does the fan-out.
 class Application {
 public:
-  Application(loopbridge::LoopHandle loop, dashboard::DashboardClient& client,
+  Application(loopbridge::LoopHandle loop, dashboard::DashboardClient& client, loopbridge::LoopHandle upstream_loop,
               const dashboard::UpstreamServices& upstreams, std::chrono::milliseconds deadline)
-      : loop_(std::move(loop)), client_(client), upstreams_(upstreams), deadline_(deadline) {}
+      : loop_(std::move(loop)),
+        client_(client),
+        upstream_loop_(std::move(upstream_loop)),
+        upstreams_(upstreams),
+        deadline_(deadline) {}
 
   Response handle(const Request& request) {
     ++received_;
@@ -93,8 +108,10 @@ private:
     // unwind timeout), it would still write into live memory.
     auto tally = std::make_shared<dashboard::FanOutTally>();
     try {
+      loopbridge::RunOptions options;
+      options.name = "dashboard user " + std::to_string(route.user);
       std::string combined = loopbridge::run(
-          loop_, [this, route, tally] { return client_.fetch_dashboard(route, *tally); }, deadline_);
+          loop_, [this, route, tally] { return client_.fetch_dashboard(route, *tally); }, deadline_, std::move(options));
       Response response(http::status::ok, 11);
       response.set(http::field::content_type, "application/json");
       response.body() = std::move(combined) + "\n";
@@ -122,7 +139,6 @@ private:
     const dashboard::CallCounters& calls = client_.counters();
     return {{"requests_received", received()},
             {"requests_in_flight", in_flight()},
-            {"loop_queue_depth", loop_.queue_depth()},
             {"upstream_calls",
              {{"started", calls.started.load()},
               {"answered", calls.answered.load()},
@@ -132,11 +148,13 @@ private:
             {"upstream_services",
              {{"open_connections", upstreams_.open_connections()},
               {"answered", upstreams_.answered()},
-              {"client_hung_up", upstreams_.client_hung_up()}}}};
+              {"client_hung_up", upstreams_.client_hung_up()}}},
+            {"loops", {{"fanout", loop_counters(loop_.stats())}, {"upstreams", loop_counters(upstream_loop_.stats())}}}};
   }
 
   loopbridge::LoopHandle loop_;
   dashboard::DashboardClient& client_;
+  loopbridge::LoopHandle upstream_loop_;
   const dashboard::UpstreamServices& upstreams_;
   std::chrono::milliseconds deadline_;
   std::atomic<std::uint64_t> received_{0};
@@ -220,7 +238,7 @@ int main(int argc, char** argv) {
   loopbridge::BackgroundLoop app_loop({.name = "fanout"});
   app_loop.start();
   dashboard::DashboardClient client(upstreams.endpoints());
-  Application app(app_loop.handle(), client, upstreams, options->deadline);
+  Application app(app_loop.handle(), client, upstream_loop.handle(), upstreams, options->deadline);
 
   asio::io_context sync_io;  // never run: the synchronous sockets only need it to exist
   tcp::acceptor acceptor(sync_io, {asio::ip::address_v4::loopback(), options->port});
@@ -276,6 +294,8 @@ int main(int argc, char** argv) {
             << " failed, " << calls.cancelled << " cancelled, " << calls.in_flight << " in flight\n";
   std::cout << "upstream services: " << upstreams.answered() << " answered, " << upstreams.client_hung_up()
             << " dropped after the client hung up, " << upstreams.open_connections() << " connections open\n";
+  std::cout << "fanout loop: " << examples::describe(app_loop.stats()) << "\n";
+  std::cout << "upstreams loop: " << examples::describe(upstream_loop.stats()) << "\n";
   std::cout << "shutdown report (fanout loop): " << app_report.summary() << "\n";
   std::cout << "shutdown report (upstreams loop): " << upstream_report.summary() << std::endl;
 

@@ -21,6 +21,8 @@
 #include <functional>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -38,8 +40,13 @@ public:
   /// Serves one connection. It owns the socket; when it returns the connection closes.
   using Session = std::function<boost::asio::awaitable<void>(boost::asio::ip::tcp::socket)>;
 
-  TcpService(loopbridge::LoopHandle loop, Session session, std::size_t max_connections = 64)
-      : loop_(std::move(loop)), session_(std::move(session)), max_connections_(max_connections) {}
+  /// `name` names the service's tasks ("NAME accept", "NAME session") in stall reports and
+  /// the loop's in-flight list.
+  TcpService(loopbridge::LoopHandle loop, std::string name, Session session, std::size_t max_connections = 64)
+      : loop_(std::move(loop)),
+        name_(std::move(name)),
+        session_(std::move(session)),
+        max_connections_(max_connections) {}
 
   TcpService(const TcpService&) = delete;
   TcpService& operator=(const TcpService&) = delete;
@@ -49,7 +56,7 @@ public:
   boost::asio::awaitable<void> open(boost::asio::ip::tcp::endpoint where) {
     acceptor_.emplace(loop_.executor(), where);
     endpoint_ = acceptor_->local_endpoint();
-    accepting_ = loop_.submit([this] { return accept_connections(); });
+    accepting_ = loop_.submit([this] { return accept_connections(); }, task_options("accept"));
     co_return;
   }
 
@@ -85,6 +92,12 @@ private:
     Counted& operator=(const Counted&) = delete;
     std::atomic<std::size_t>& count_;
   };
+
+  loopbridge::SubmitOptions task_options(std::string_view what) const {
+    loopbridge::SubmitOptions options;
+    options.name = name_ + " " + std::string(what);
+    return options;
+  }
 
   static boost::asio::awaitable<void> settled(loopbridge::TaskHandle<void>& task) {
     if (!task.valid()) co_return;
@@ -128,7 +141,7 @@ private:
       }
       ++accepted_;
       sessions_.push_back(loop_.submit(
-          [this, client = std::move(socket)]() mutable { return serve(std::move(client)); }));
+          [this, client = std::move(socket)]() mutable { return serve(std::move(client)); }, task_options("session")));
     }
   }
 
@@ -143,6 +156,7 @@ private:
   }
 
   loopbridge::LoopHandle loop_;
+  std::string name_;
   Session session_;
   std::size_t max_connections_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;

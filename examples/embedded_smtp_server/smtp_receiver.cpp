@@ -40,7 +40,8 @@ asio::awaitable<std::optional<std::size_t>> read_some_within(tcp::socket& socket
 SmtpReceiver::SmtpReceiver(loopbridge::BackgroundLoop& loop, ReceiverOptions options)
     : options_(std::move(options)),
       service_(
-          loop.handle(), [this](tcp::socket socket) { return serve(std::move(socket)); }, options_.max_connections) {
+          loop.handle(), "smtp", [this](tcp::socket socket) { return serve(std::move(socket)); },
+          options_.max_connections) {
   loop.on_start_stop([this] { return service_.open(options_.listen); }, [this] { return service_.close(); });
 }
 

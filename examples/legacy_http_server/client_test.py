@@ -63,6 +63,10 @@ def check_nothing_in_flight(base):
     stats, _ = get_json(base, "/stats", 200)
     calls = stats["upstream_calls"]
     check(calls["in_flight"] == 0, f"upstream calls still in flight: {calls}")
+    fanout = stats["loops"]["fanout"]
+    check(fanout["in_flight"] == 0, f"fan-out tasks still in flight on the loop: {fanout}")
+    check(fanout["submitted"] == fanout["completed"] + fanout["failed"] + fanout["cancelled"] + fanout["rejected"],
+          f"the fan-out loop's counts do not reconcile: {fanout}")
     check(calls["started"] == calls["answered"] + calls["failed"] + calls["cancelled"], f"calls do not add up: {calls}")
     deadline = time.monotonic() + 5
     while stats["upstream_services"]["open_connections"] != 0:

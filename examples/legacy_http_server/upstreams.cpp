@@ -19,7 +19,7 @@ UpstreamServices::UpstreamServices(loopbridge::BackgroundLoop& loop) {
   for (std::size_t i = 0; i < kServiceCount; ++i) {
     std::string_view name = kServices[i];
     services_[i] = std::make_unique<examples::TcpService>(
-        loop.handle(), [this, name](tcp::socket socket) { return serve(name, std::move(socket)); });
+        loop.handle(), std::string(name), [this, name](tcp::socket socket) { return serve(name, std::move(socket)); });
     examples::TcpService& service = *services_[i];
     loop.on_start_stop([&service] { return service.open({asio::ip::address_v4::loopback(), 0}); },
                        [&service] { return service.close(); });
