@@ -198,6 +198,7 @@ struct Options {
 
 std::optional<Options> parse_options(int argc, char** argv) {
   Options options;
+  if (argc % 2 == 0) return std::nullopt;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string_view flag = argv[i], value = argv[i + 1];
     unsigned number = 0;
@@ -211,7 +212,6 @@ std::optional<Options> parse_options(int argc, char** argv) {
       return std::nullopt;
     }
   }
-  if (argc % 2 == 0) return std::nullopt;
   return options;
 }
 

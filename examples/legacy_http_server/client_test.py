@@ -12,6 +12,7 @@ Usage: client_test.py PATH_TO_example_legacy_http_server
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -74,6 +75,19 @@ def check_nothing_in_flight(base):
         time.sleep(0.05)
         stats, _ = get_json(base, "/stats", 200)
     return stats
+
+
+def check_malformed_request(base):
+    """A request that is not HTTP gets 400 and the connection closes; the server goes on."""
+    host, port = base[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        raw.sendall(b"NOT AN HTTP REQUEST\r\n\r\n")
+        answer = b""
+        while chunk := raw.recv(4096):
+            answer += chunk
+    status_line = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+    print(f"a request that is not HTTP -> {status_line}", flush=True)
+    check(status_line.startswith("HTTP/1.1 400"), f"a malformed request got {answer[:200]!r}")
 
 
 def parse_wrk(output):
@@ -162,6 +176,7 @@ def main():
                                        ("/nowhere", "GET", 404), ("/dashboard?user=1", "POST", 405)):
             status, body, _ = curl(base, path, method)
             check(status == expected, f"{method} {path}: expected {expected}, got {status}: {body}")
+        check_malformed_request(base)
 
         load_test(base)
         check_nothing_in_flight(base)
