@@ -14,6 +14,7 @@
 // loops, print their shutdown reports; exit 0 when nothing was left behind.
 
 #include "common/loop_stats.hpp"
+#include "common/scoped_count.hpp"
 #include "legacy_http_server/connection_threads.hpp"
 #include "legacy_http_server/dashboard.hpp"
 #include "legacy_http_server/upstreams.hpp"
@@ -76,10 +77,8 @@ public:
 
   Response handle(const Request& request) {
     ++received_;
-    ++in_flight_;
-    Response response = respond(request);
-    --in_flight_;
-    return response;
+    examples::ScopedCount in_flight(in_flight_);
+    return respond(request);
   }
 
   std::uint64_t received() const { return received_.load(); }

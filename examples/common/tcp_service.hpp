@@ -5,6 +5,8 @@
 // connection is a task of the loop, so close(), or the loop's own stop, cancels whatever a
 // session is waiting on, and close() returns only once every session has unwound.
 
+#include "common/scoped_count.hpp"
+
 #include <loopbridge/loopbridge.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -77,22 +79,10 @@ public:
 
   /// Sessions running now.
   std::size_t open_connections() const { return open_connections_.load(); }
-  /// Connections accepted since open().
-  std::uint64_t accepted() const { return accepted_.load(); }
-  /// Connections closed at once because max_connections sessions were running.
-  std::uint64_t refused() const { return refused_.load(); }
   /// Sessions that ended with an exception other than a socket error or a cancel (printed).
   std::uint64_t failed() const { return failed_.load(); }
 
 private:
-  struct Counted {
-    explicit Counted(std::atomic<std::size_t>& count) : count_(count) { ++count_; }
-    ~Counted() { --count_; }
-    Counted(const Counted&) = delete;
-    Counted& operator=(const Counted&) = delete;
-    std::atomic<std::size_t>& count_;
-  };
-
   loopbridge::SubmitOptions task_options(std::string_view what) const {
     loopbridge::SubmitOptions options;
     options.name = name_ + " " + std::string(what);
@@ -135,18 +125,14 @@ private:
         report_failure(session);
         return true;
       });
-      if (sessions_.size() >= max_connections_) {
-        ++refused_;
-        continue;  // the socket closes as it goes out of scope
-      }
-      ++accepted_;
+      if (sessions_.size() >= max_connections_) continue;  // the socket closes as it goes out of scope
       sessions_.push_back(loop_.submit(
           [this, client = std::move(socket)]() mutable { return serve(std::move(client)); }, task_options("session")));
     }
   }
 
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket socket) {
-    Counted counted(open_connections_);
+    ScopedCount counted(open_connections_);
     try {
       co_await session_(std::move(socket));
     } catch (const boost::system::system_error&) {
@@ -164,8 +150,6 @@ private:
   loopbridge::TaskHandle<void> accepting_;
   std::vector<loopbridge::TaskHandle<void>> sessions_;
   std::atomic<std::size_t> open_connections_{0};
-  std::atomic<std::uint64_t> accepted_{0};
-  std::atomic<std::uint64_t> refused_{0};
   std::atomic<std::uint64_t> failed_{0};
 };
 

@@ -1,5 +1,7 @@
 #include "legacy_http_server/upstreams.hpp"
 
+#include "common/scoped_count.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
@@ -100,26 +102,12 @@ asio::awaitable<std::string> http_get(tcp::endpoint where, std::string target) {
   co_return std::move(response.body());
 }
 
-// Counts a call from its start to the end of its coroutine, however it ends.
-class InFlight {
-public:
-  explicit InFlight(CallCounters& counters) : counters_(counters) {
-    ++counters_.started;
-    ++counters_.in_flight;
-  }
-  ~InFlight() { --counters_.in_flight; }
-  InFlight(const InFlight&) = delete;
-  InFlight& operator=(const InFlight&) = delete;
-
-private:
-  CallCounters& counters_;
-};
-
 }  // namespace
 
 asio::awaitable<std::string> DashboardClient::call(std::size_t service, UpstreamQuery query,
                                                    std::atomic<CallOutcome>& outcome) {
-  InFlight in_flight(counters_);
+  ++counters_.started;
+  examples::ScopedCount in_flight(counters_.in_flight);
   try {
     auto get = http_get(upstreams_[service], upstream_target(kServices[service], query));
     std::string answer = co_await std::move(get);
