@@ -86,9 +86,15 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  smtp::SmtpReceiver receiver(*options);  // declared first: the loop's stop hook closes it
   loopbridge::BackgroundLoop loop({.name = "smtp"});
-  smtp::SmtpReceiver receiver(loop, *options);
-  loop.start();  // the start hook has opened the server when this returns
+  loop.on_start_stop([&] { return receiver.open(loop.handle()); }, [&] { return receiver.close(); });
+  try {
+    loop.start();  // the start hook has opened the server when this returns
+  } catch (const std::exception& e) {
+    std::cerr << "cannot open the SMTP server on " << options->listen << ": " << e.what() << "\n";
+    return 1;
+  }
   std::cout << "smtp listening on " << receiver.endpoint() << std::endl;
 
   // The synchronous program's own loop: every 100 ms, fetch what arrived.

@@ -31,6 +31,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <pthread.h>
 #include <string>
 #include <string_view>
@@ -230,8 +231,9 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  dashboard::UpstreamServices upstreams;  // declared first: the loop's stop hooks close it
   loopbridge::BackgroundLoop upstream_loop({.name = "upstreams"});
-  dashboard::UpstreamServices upstreams(upstream_loop);
+  upstreams.serve_on(upstream_loop);
   upstream_loop.start();
 
   loopbridge::BackgroundLoop app_loop({.name = "fanout"});
@@ -240,15 +242,21 @@ int main(int argc, char** argv) {
   Application app(app_loop.handle(), client, upstream_loop.handle(), upstreams, options->deadline);
 
   asio::io_context sync_io;  // never run: the synchronous sockets only need it to exist
-  tcp::acceptor acceptor(sync_io, {asio::ip::address_v4::loopback(), options->port});
-  const tcp::endpoint listening = acceptor.local_endpoint();
+  std::optional<tcp::acceptor> acceptor;
+  try {
+    acceptor.emplace(sync_io, tcp::endpoint(asio::ip::address_v4::loopback(), options->port));
+  } catch (const boost::system::system_error& e) {
+    std::cerr << "cannot listen on port " << options->port << ": " << e.what() << "\n";
+    return 1;
+  }
+  const tcp::endpoint listening = acceptor->local_endpoint();
   std::atomic<bool> stopping{false};
   legacy::ConnectionThreads connections(64);
   std::thread acceptor_thread([&] {
     for (;;) {
       tcp::socket socket(sync_io);
       boost::system::error_code error;
-      acceptor.accept(socket, error);
+      acceptor->accept(socket, error);
       if (stopping.load()) return;
       if (error) {
         std::this_thread::sleep_for(50ms);  // out of descriptors and the like: do not spin

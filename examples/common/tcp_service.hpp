@@ -30,9 +30,12 @@
 
 namespace examples {
 
-/// Accepts TCP connections on the loop thread and runs one session coroutine per connection,
-/// each as a task submitted to the loop.
+/// Accepts TCP connections on a loop thread and runs one session coroutine per connection,
+/// each as a task submitted to that loop.
 /**
+ * Declare it before the BackgroundLoop whose hooks open and close it, so that it outlives
+ * the loop's stop, which runs close().
+ *
  * @par Thread safety
  * open() and close() run on the loop thread (hooks). endpoint() may be read from any thread
  * once BackgroundLoop::start() has returned; the counters from any thread at any time.
@@ -44,18 +47,17 @@ public:
 
   /// `name` names the service's tasks ("NAME accept", "NAME session") in stall reports and
   /// the loop's in-flight list.
-  TcpService(loopbridge::LoopHandle loop, std::string name, Session session, std::size_t max_connections = 64)
-      : loop_(std::move(loop)),
-        name_(std::move(name)),
-        session_(std::move(session)),
-        max_connections_(max_connections) {}
+  TcpService(std::string name, Session session, std::size_t max_connections = 64)
+      : name_(std::move(name)), session_(std::move(session)), max_connections_(max_connections) {}
 
   TcpService(const TcpService&) = delete;
   TcpService& operator=(const TcpService&) = delete;
 
   /// Binds and listens on `where` (port 0: a free port, see endpoint()), then accepts in a
-  /// task of its own. Throws boost::system::system_error when the address cannot be bound.
-  boost::asio::awaitable<void> open(boost::asio::ip::tcp::endpoint where) {
+  /// task of `loop`, the loop this runs on. Throws boost::system::system_error when the
+  /// address cannot be bound.
+  boost::asio::awaitable<void> open(loopbridge::LoopHandle loop, boost::asio::ip::tcp::endpoint where) {
+    loop_ = std::move(loop);
     acceptor_.emplace(loop_.executor(), where);
     endpoint_ = acceptor_->local_endpoint();
     accepting_ = loop_.submit([this] { return accept_connections(); }, task_options("accept"));

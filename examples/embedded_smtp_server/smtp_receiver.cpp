@@ -37,13 +37,10 @@ asio::awaitable<std::optional<std::size_t>> read_some_within(tcp::socket& socket
 
 }  // namespace
 
-SmtpReceiver::SmtpReceiver(loopbridge::BackgroundLoop& loop, ReceiverOptions options)
+SmtpReceiver::SmtpReceiver(ReceiverOptions options)
     : options_(std::move(options)),
       service_(
-          loop.handle(), "smtp", [this](tcp::socket socket) { return serve(std::move(socket)); },
-          options_.max_connections) {
-  loop.on_start_stop([this] { return service_.open(options_.listen); }, [this] { return service_.close(); });
-}
+          "smtp", [this](tcp::socket socket) { return serve(std::move(socket)); }, options_.max_connections) {}
 
 asio::awaitable<void> SmtpReceiver::serve(tcp::socket socket) {
   SmtpSession session(options_.hostname, options_.limits);

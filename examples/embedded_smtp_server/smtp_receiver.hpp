@@ -31,16 +31,25 @@ struct ReceiverOptions {
   std::size_t max_connections = 32;
 };
 
-/// An SMTP server run by `loop`: opened by its start hook, closed (every session cancelled
-/// and unwound) by its stop hook.
+/// An SMTP server that runs on a loop: open() it from the loop's start hook and close() it
+/// (every session cancelled and unwound) from the matching stop hook.
 /**
+ * Declare it before the loop: the loop's stop runs close().
+ *
  * @par Thread safety
- * Construct before `loop.start()`. endpoint() after it. take_messages() on the loop thread
- * (submit it), or on any thread once the loop has stopped. The counters from any thread.
+ * open(), close() and take_messages() on the loop thread; take_messages() also on any
+ * thread once the loop has stopped. endpoint() once the loop has started. The counters from
+ * any thread.
  */
 class SmtpReceiver {
 public:
-  SmtpReceiver(loopbridge::BackgroundLoop& loop, ReceiverOptions options);
+  explicit SmtpReceiver(ReceiverOptions options);
+
+  /// Listens on ReceiverOptions::listen and serves each client in a task of `loop`, the loop
+  /// this runs on. Throws boost::system::system_error when the address cannot be bound.
+  boost::asio::awaitable<void> open(loopbridge::LoopHandle loop) { return service_.open(std::move(loop), options_.listen); }
+  /// Stops accepting and ends every session.
+  boost::asio::awaitable<void> close() { return service_.close(); }
 
   boost::asio::ip::tcp::endpoint endpoint() const { return service_.endpoint(); }
 

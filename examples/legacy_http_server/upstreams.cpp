@@ -17,14 +17,19 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using asio::ip::tcp;
 
-UpstreamServices::UpstreamServices(loopbridge::BackgroundLoop& loop) {
+UpstreamServices::UpstreamServices() {
   for (std::size_t i = 0; i < kServiceCount; ++i) {
     std::string_view name = kServices[i];
     services_[i] = std::make_unique<examples::TcpService>(
-        loop.handle(), std::string(name), [this, name](tcp::socket socket) { return serve(name, std::move(socket)); });
-    examples::TcpService& service = *services_[i];
-    loop.on_start_stop([&service] { return service.open({asio::ip::address_v4::loopback(), 0}); },
-                       [&service] { return service.close(); });
+        std::string(name), [this, name](tcp::socket socket) { return serve(name, std::move(socket)); });
+  }
+}
+
+void UpstreamServices::serve_on(loopbridge::BackgroundLoop& loop) {
+  for (auto& service : services_) {
+    loop.on_start_stop(
+        [&service, handle = loop.handle()] { return service->open(handle, {asio::ip::address_v4::loopback(), 0}); },
+        [&service] { return service->close(); });
   }
 }
 

@@ -20,19 +20,22 @@
 
 namespace dashboard {
 
-/// The three upstream services, each a TcpService on 127.0.0.1 with a free port, opened and
-/// closed by `loop`'s start and stop hooks.
+/// The three upstream services, each a TcpService on 127.0.0.1 with a free port.
 /**
  * Each service answers one GET per connection after the delay the request asks for, unless
  * the client hangs up first (its deadline passed): then it stops waiting and drops the
  * request, as a careful server does.
  *
  * @par Thread safety
- * Construct before `loop.start()`; endpoints() after it; counters from any thread.
+ * serve_on() before the loop starts, endpoints() after; the counters from any thread.
  */
 class UpstreamServices {
 public:
-  explicit UpstreamServices(loopbridge::BackgroundLoop& loop);
+  UpstreamServices();
+
+  /// Has `loop`'s start hooks open the services and its stop hooks close them. The loop must
+  /// stop before this object is destroyed: declare this object first.
+  void serve_on(loopbridge::BackgroundLoop& loop);
 
   std::array<boost::asio::ip::tcp::endpoint, kServiceCount> endpoints() const;
   /// Upstream connections being served now, over all three services.
