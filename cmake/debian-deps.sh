@@ -11,6 +11,10 @@ loopbridge_packages=(
   curl python3   # the clients examples/two_services.cpp runs
 )
 
+# The clients that the examples serving real clients are tested and demonstrated with:
+# `loopbridge_install_deps "${loopbridge_example_packages[@]}"`.
+loopbridge_example_packages=(curl wrk python3)
+
 loopbridge_install_deps() {
   local missing=()
   for package in "${loopbridge_packages[@]}" "$@"; do
