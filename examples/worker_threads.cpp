@@ -48,7 +48,8 @@ public:
 
   // The loop's lifecycle hooks: the acceptor is made and destroyed on the loop thread.
   asio::awaitable<void> open() {
-    acceptor_.emplace(co_await asio::this_coro::executor, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    auto executor = co_await asio::this_coro::executor;
+    acceptor_.emplace(executor, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     port_ = acceptor_->local_endpoint().port();
   }
   asio::awaitable<void> close() {

@@ -22,7 +22,8 @@ class Server {
 public:
   boost::asio::awaitable<void> open() {
     const boost::asio::ip::tcp::endpoint any_port(boost::asio::ip::address_v4::loopback(), 0);
-    acceptor_.emplace(co_await boost::asio::this_coro::executor, any_port);
+    auto executor = co_await boost::asio::this_coro::executor;
+    acceptor_.emplace(executor, any_port);
   }
   boost::asio::awaitable<void> close() {
     acceptor_.reset();
