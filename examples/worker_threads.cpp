@@ -48,9 +48,9 @@ public:
 
   // The loop's lifecycle hooks: the acceptor is made and destroyed on the loop thread.
   asio::awaitable<void> open() {
-    auto executor = co_await asio::this_coro::executor;
-    acceptor_.emplace(executor, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    acceptor_.emplace(loop_.executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     port_ = acceptor_->local_endpoint().port();
+    co_return;
   }
   asio::awaitable<void> close() {
     acceptor_.reset();

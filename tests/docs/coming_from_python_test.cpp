@@ -173,8 +173,8 @@ TEST_CASE("coming from python: a third-party service opened and closed by the lo
   std::optional<GreetingServer> server;   // made on the loop, served by the loop
   loop.on_start_stop(
       [&]() -> boost::asio::awaitable<void> {   // @app.before_serving
-        auto executor = co_await boost::asio::this_coro::executor;
-        server.emplace(executor);
+        server.emplace(loop.executor());
+        co_return;
       },
       [&]() -> boost::asio::awaitable<void> {   // @app.after_serving
         server.reset();
