@@ -1,12 +1,16 @@
 // Testing code that uses the default loop: each test replaces the default loop's factory,
 // so that the library under test runs on a loop the test made (its own name, an error
 // handler that collects what fire-and-forget work threw), and stops that loop when it ends,
-// so that nothing one test started leaks into the next.
+// so that nothing one test started leaks into the next. The fixture builds on loopbridge's
+// test hygiene check (loopbridge/testing/catch2.hpp), which then confirms that no loop
+// outlived its test.
 
 #define CATCH_CONFIG_MAIN
 #include <catch2/catch.hpp>
 
 #include "forecast.hpp"
+
+#include <loopbridge/testing/catch2.hpp>
 
 #include <chrono>
 #include <mutex>
@@ -17,8 +21,8 @@
 using namespace std::chrono_literals;
 
 /// Gives each test a default loop of its own, made on first use and stopped when the test
-/// ends.
-class TestDefaultLoop {
+/// ends (before LoopHygiene checks that no loop outlived the test).
+class TestDefaultLoop : public loopbridge::testing::LoopHygiene {
 public:
   TestDefaultLoop() {
     loopbridge::set_default_loop_factory([this] {

@@ -1,6 +1,7 @@
 # Runs an example and checks both that it exits 0 and that what it prints matches a regular
-# expression:  cmake -DPROGRAM=<path> -DOUTPUT=<regex> -P expect_output.cmake
-execute_process(COMMAND ${PROGRAM} RESULT_VARIABLE exit_code OUTPUT_VARIABLE output ERROR_VARIABLE output)
+# expression:  cmake -DPROGRAM=<path> [-DARGS=<arguments>] -DOUTPUT=<regex> -P expect_output.cmake
+separate_arguments(arguments UNIX_COMMAND "${ARGS}")
+execute_process(COMMAND ${PROGRAM} ${arguments} RESULT_VARIABLE exit_code OUTPUT_VARIABLE output ERROR_VARIABLE output)
 message("${output}")
 if(NOT exit_code STREQUAL "0")
   message(FATAL_ERROR "${PROGRAM} exited with ${exit_code}")
