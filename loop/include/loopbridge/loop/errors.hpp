@@ -131,6 +131,7 @@ public:
 /// and the call's policy is QueueFullPolicy::fail, or its wait deadline passed.
 class QueueFull : public Error {
 public:
+  /// The error with the message `what`.
   explicit QueueFull(const std::string& what);
 };
 
