@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source cmake/debian-deps.sh
-loopbridge_install_deps
+loopbridge_install_deps doxygen  # the API reference test builds it
 
 presets=("$@")
 if ((${#presets[@]} == 0)); then presets=(dev asan tsan); fi
