@@ -24,6 +24,7 @@ using namespace std::chrono_literals;
 /// ends (before LoopHygiene checks that no loop outlived the test).
 class TestDefaultLoop : public loopbridge::testing::LoopHygiene {
 public:
+  //! [fixture]
   TestDefaultLoop() {
     loopbridge::set_default_loop_factory([this] {
       return std::make_unique<loopbridge::BackgroundLoop>(loopbridge::LoopOptions{
@@ -36,6 +37,7 @@ public:
     loopbridge::reset_default_loop({.cancel_timeout = 1s});
     loopbridge::set_default_loop_factory(nullptr);  // back to the library's own default
   }
+  //! [fixture]
 
   /// The messages of the errors the loop's error handler received so far.
   std::vector<std::string> errors() const {

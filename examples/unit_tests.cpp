@@ -55,6 +55,7 @@ asio::awaitable<int> lookup_on_a_dead_server() {
 
 // --- Test helpers ---------------------------------------------------------------------------
 
+//! [time-budget]
 /// Checks, when it goes out of scope, that the test took less than `limit`. Declared first
 /// in a test, it goes out of scope last: the time includes stopping the test's loops.
 class TimeBudget {
@@ -69,6 +70,7 @@ private:
   std::chrono::milliseconds limit_;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+//! [time-budget]
 
 /// Polls `condition` until it holds or one second passes: no wait in a test is unbounded.
 template <class Condition>
@@ -86,6 +88,7 @@ constexpr auto kBudget = 500ms;
 
 // --- The tests --------------------------------------------------------------------------------
 
+//! [heartbeat-test]
 LOOPBRIDGE_TEST_CASE("the heartbeat beats until its loop stops", "[heartbeat]") {
   const TimeBudget budget(kBudget);
   Heartbeat heartbeat;  // declared before the loop: it outlives the task that uses it
@@ -103,6 +106,7 @@ LOOPBRIDGE_TEST_CASE("the heartbeat beats until its loop stops", "[heartbeat]") 
   std::this_thread::sleep_for(5ms);
   CHECK(heartbeat.beats() == beats);  // nothing beats after the stop
 }
+//! [heartbeat-test]
 
 LOOPBRIDGE_TEST_CASE("work still pending when its loop goes out of scope is cancelled", "[heartbeat]") {
   const TimeBudget budget(kBudget);
@@ -118,6 +122,7 @@ LOOPBRIDGE_TEST_CASE("work still pending when its loop goes out of scope is canc
   CHECK_THROWS_AS(beating.get(), loopbridge::TaskCancelled);
 }
 
+//! [timeout-test]
 LOOPBRIDGE_TEST_CASE("a dependency that never answers times out instead of blocking the test", "[lookup]") {
   const TimeBudget budget(kBudget);
   loopbridge::BackgroundLoop loop({.name = "test-lookup"});
@@ -128,7 +133,9 @@ LOOPBRIDGE_TEST_CASE("a dependency that never answers times out instead of block
   CHECK(loop.stats().in_flight == 0);  // run() cancelled the lookup and waited for it to unwind
   CHECK(loop.stop().cancelled == 1);
 }
+//! [timeout-test]
 
+//! [forgotten]
 // The loop of the next test: kept past the end of the test that made it, as a forgotten
 // global, a fixture member or a leaked pointer would keep it.
 std::unique_ptr<loopbridge::BackgroundLoop> forgotten_loop;
@@ -145,3 +152,4 @@ LOOPBRIDGE_TEST_CASE("a test that forgets to stop its loop fails, listing the ta
   //     - heartbeat (.../unit_tests.cpp:<line>, age ..., running)
   // and stops the loop, so that the next tests and the process go on.
 }
+//! [forgotten]

@@ -98,6 +98,7 @@ asio::awaitable<int> slow_square(int n) {
   co_return n * n;
 }
 
+//! [round-trip]
 /// Connects to `port` on 127.0.0.1, sends `message` as a line (unless it is empty) and
 /// returns the line that comes back.
 asio::awaitable<std::string> round_trip(unsigned short port, std::string message) {
@@ -113,6 +114,7 @@ asio::awaitable<std::string> round_trip(unsigned short port, std::string message
   reply.resize(length - 1);
   co_return reply;
 }
+//! [round-trip]
 
 // --- The legacy side: plain threads, plain blocking calls --------------------------------
 
@@ -172,6 +174,7 @@ public:
   /// Runs `call` and records how it ended.
   void record(const std::string& job, const std::string& expected, const std::function<std::string()>& call) {
     std::string outcome;
+    //! [outcomes]
     try {
       outcome = "value " + call();
     } catch (const loopbridge::Timeout&) {
@@ -185,6 +188,7 @@ public:
     } catch (const std::exception& e) {
       outcome = std::string("unexpected exception: ") + e.what();
     }
+    //! [outcomes]
     std::lock_guard lock(mutex_);
     ++counts_[outcome == expected ? "as expected: " + expected.substr(0, expected.find(' ')) : "WRONG"];
     if (outcome != expected) wrong_.push_back(job + ": expected " + expected + ", got " + outcome);
@@ -240,6 +244,7 @@ int main() {
       });
       ++jobs_done;
     });
+    //! [echo-job]
     pool.push([&, n] {
       const std::string message = "hello " + std::to_string(n);
       outcomes.record("echo " + message, "value " + message, [&] {
@@ -247,6 +252,7 @@ int main() {
       });
       ++jobs_done;
     });
+    //! [echo-job]
     pool.push([&, n] {
       outcomes.record("connect to a closed port " + std::to_string(n), "system_error Connection refused", [&] {
         return loopbridge::run(loop, [&] { return round_trip(refused_port, "anyone?"); }, 2s);
@@ -293,8 +299,10 @@ int main() {
     std::cout << "the calls did not start within 30 s\n";
     return 1;
   }
+  //! [shutdown]
   loopbridge::ShutdownReport report = loop.stop();
   pool.join();
+  //! [shutdown]
   ok = at_shutdown.print() && ok;
 
   std::cout << "loop: " << report.summary() << "\n";
