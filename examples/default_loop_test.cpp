@@ -98,7 +98,6 @@ TEST_CASE_METHOD(TestDefaultLoop, "stopping the test's loop cancels background w
   const int after_stop = *refreshes;
   std::this_thread::sleep_for(20ms);
   CHECK(*refreshes == after_stop);  // nothing runs any more
-  CHECK(errors().empty());
 }
 
 TEST_CASE_METHOD(TestDefaultLoop, "each test starts with a fresh default loop", "[forecast]") {
