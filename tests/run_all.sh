@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source cmake/debian-deps.sh
-loopbridge_install_deps "${loopbridge_example_packages[@]}"
+loopbridge_install_deps "${loopbridge_example_packages[@]}" doxygen  # doxygen: the API reference test builds it
 
 presets=("$@")
 if ((${#presets[@]} == 0)); then presets=(dev uring asan tsan); fi

@@ -41,7 +41,9 @@ std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<
  */
 class Context {
 public:
+  /// An empty context.
   Context() noexcept = default;
+  /// Internal: wraps captured context data.
   explicit Context(std::shared_ptr<const detail::ContextData> data) noexcept : data_(std::move(data)) {}
 
   /// The value of type T, or null.
@@ -67,7 +69,9 @@ public:
     return Context(std::move(data));
   }
 
+  /// True when the context holds no value.
   bool empty() const noexcept { return !data_ || data_->empty(); }
+  /// Internal: the shared data, for ContextScope.
   const std::shared_ptr<const detail::ContextData>& data() const noexcept { return data_; }
 
 private:
@@ -94,6 +98,7 @@ const T* context_value() noexcept {
  */
 class ContextScope {
 public:
+  /// Installs `context` on this thread until the scope ends.
   explicit ContextScope(Context context) noexcept
       : previous_(detail::exchange_this_thread_context(context.data())) {}
   /// Adds (or replaces) one value on top of the current context.

@@ -52,21 +52,25 @@ std::error_code make_error_code(errc e) noexcept;
 /// Base of every exception that loopbridge throws.
 class Error : public std::system_error {
 public:
+  /// An error with `code` (of loop_category()) and the message `what`.
   Error(errc code, const std::string& what);
 };
 
 /// A task was cancelled before it finished. Its value, if any, was discarded.
 class TaskCancelled : public Error {
 public:
+  /// The error with the message `what`.
   explicit TaskCancelled(const std::string& what = "task cancelled");
 };
 
 /// The loop is stopped or stopping: the submission was refused and never ran.
 class LoopStopped : public Error {
 public:
+  /// The error with the message `what`.
   explicit LoopStopped(const std::string& what = "loop stopped");
 
 protected:
+  /// For TaskAbandoned: a LoopStopped with another code.
   LoopStopped(errc code, const std::string& what);
 };
 
@@ -76,6 +80,7 @@ protected:
 /// without a result.
 class TaskAbandoned : public LoopStopped {
 public:
+  /// The error with the message `what`.
   explicit TaskAbandoned(const std::string& what = "task abandoned at loop stop");
 };
 
@@ -83,30 +88,35 @@ public:
 /// that may be waiting on this one). Use `co_await handle.async_get()` there instead.
 class DeadlockError : public Error {
 public:
+  /// The error with the message `what`.
   explicit DeadlockError(const std::string& what);
 };
 
 /// The handle is empty: moved from, or its result already taken.
 class InvalidHandle : public Error {
 public:
+  /// The error with the message `what`.
   explicit InvalidHandle(const std::string& what);
 };
 
 /// The call is not allowed in the object's current state.
 class InvalidState : public Error {
 public:
+  /// The error with the message `what`.
   explicit InvalidState(const std::string& what);
 };
 
 /// An argument is unusable.
 class InvalidArgument : public Error {
 public:
+  /// The error with the message `what`.
   explicit InvalidArgument(const std::string& what);
 };
 
 /// A lifecycle step ran past its deadline.
 class Timeout : public Error {
 public:
+  /// The error with the message `what`.
   explicit Timeout(const std::string& what);
 };
 
@@ -114,6 +124,7 @@ public:
 /// waiting (its deadline passed) before it ran the call.
 class HostNotWaiting : public Error {
 public:
+  /// The error with the message `what`.
   explicit HostNotWaiting(const std::string& what);
 };
 
@@ -123,6 +134,7 @@ public:
 /// and the call's policy is QueueFullPolicy::fail, or its wait deadline passed.
 class QueueFull : public Error {
 public:
+  /// The error with the message `what`.
   explicit QueueFull(const std::string& what);
 };
 
@@ -137,5 +149,9 @@ public:
 
 }  // namespace loopbridge
 
+/// @cond
+// Lets a loopbridge::errc compare with, and convert to, a std::error_code. (Kept out of
+// the API reference: Doxygen cannot place a specialisation declared outside namespace std.)
 template <>
 struct std::is_error_code_enum<loopbridge::errc> : std::true_type {};
+/// @endcond

@@ -41,6 +41,7 @@ using task_result_t = typename detail::task_traits<detail::function_type_for<F>>
  */
 class LoopHandle {
 public:
+  /// The type of executor(): the loop's io_context executor.
   using executor_type = boost::asio::io_context::executor_type;
 
   /// An empty handle; calls throw InvalidHandle.
@@ -160,11 +161,13 @@ public:
   /// a point in time (test hygiene, diagnostics).
   std::uint64_t id() const { return core().serial(); }
 
+  /// Where the loop is in its life (docs/lifecycle.md).
   LoopState state() const { return static_cast<LoopState>(core().lifecycle()); }
   /// Commands waiting in the queue (submissions, cancels, stop) not yet run by the loop.
   std::size_t queue_depth() const { return core().queue_depth(); }
   /// Errors sent to the error handler so far.
   std::uint64_t unhandled_errors() const { return core().unhandled_errors(); }
+  /// LoopOptions::name: the loop thread's name.
   std::string_view name() const { return core().name(); }
   /// The I/O backend this loop's io_context runs on (fixed when loopbridge is built; see
   /// IoBackend).
@@ -172,14 +175,18 @@ public:
   /// True when called on this loop's thread.
   bool on_loop_thread() const noexcept { return core_ && detail::this_thread_core() == core_.get(); }
 
+  /// False for an empty handle.
   explicit operator bool() const noexcept { return static_cast<bool>(core_); }
+  /// True when both refer to the same loop (or both are empty).
   friend bool operator==(const LoopHandle& a, const LoopHandle& b) noexcept { return a.core_.get() == b.core_.get(); }
 
 protected:
+  /// Internal: a handle to `core` (BackgroundLoop is one).
   explicit LoopHandle(detail::Ref<detail::LoopCore> core) noexcept : core_(std::move(core)) {}
   friend std::vector<LoopHandle> live_loops();
   friend class LoopPool;
 
+  /// Internal: the loop's shared state. Throws InvalidHandle for an empty handle.
   detail::LoopCore& core() const {
     if (!core_) throw InvalidHandle("empty LoopHandle");
     return *core_;

@@ -69,7 +69,9 @@ public:
   LoopHandle for_key(const Key& key) const noexcept {
     return loop(index_for(std::hash<Key>{}(key)));
   }
+  /// The loop at `index`, from 0 to size() - 1.
   LoopHandle loop(std::size_t index) const noexcept { return loops_[index]->handle(); }
+  /// How many loops the pool has.
   std::size_t size() const noexcept { return loops_.size(); }
 
   /// submit() on the next loop in round-robin order.

@@ -36,7 +36,9 @@ struct LoopStats {
   /// Submit-to-start lag: from the submit() call to the moment the loop thread started the
   /// task. Percentiles come from a log-scale histogram (within 1/8 of the true value); the
   /// maximum is exact.
+  ///@{
   std::chrono::nanoseconds lag_p50{0}, lag_p99{0}, lag_max{0};
+  ///@}
   /// The longest the loop thread ran one piece of loopbridge work without returning to its
   /// event loop: a callable, or one stretch of a task's coroutine between suspensions.
   std::chrono::nanoseconds longest_handler{0};
@@ -53,7 +55,7 @@ enum class TaskPhase {
 /// One task in flight, as listed by LoopHandle::in_flight() and ShutdownReport.
 struct TaskInfo {
   std::string name;             ///< SubmitOptions::name; empty if none was given
-  TaskPhase phase = TaskPhase::running;
+  TaskPhase phase = TaskPhase::running;  ///< running, or cancelling
   std::chrono::nanoseconds age{0};  ///< since its submit() call
   std::source_location where;   ///< the submit() call that made it
   std::uint64_t id = 0;         ///< the loop's start order

@@ -45,11 +45,14 @@ struct HandleAccess;
 template <class T>
 class TaskHandle {
 public:
+  /// The type get() returns.
   using value_type = T;
 
   /// An empty handle: every call but valid() throws InvalidHandle.
   TaskHandle() noexcept = default;
+  /// Takes over `other`'s task; `other` becomes empty.
   TaskHandle(TaskHandle&& other) noexcept = default;
+  /// Takes over `other`'s task (this handle's own task, if any, goes on running).
   TaskHandle& operator=(TaskHandle&& other) noexcept = default;
   TaskHandle(const TaskHandle&) = delete;
   TaskHandle& operator=(const TaskHandle&) = delete;
@@ -116,6 +119,7 @@ public:
     return wait_until(deadline);
   }
 
+  /// As cancel_and_wait(deadline), with a timeout from now.
   template <class Rep, class Period>
   std::future_status cancel_and_wait(std::chrono::duration<Rep, Period> timeout) {
     cancel();
