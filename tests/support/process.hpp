@@ -36,18 +36,30 @@ inline std::size_t resident_bytes() {
   return resident_pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
 }
 
-/// Whether this build runs under a sanitizer, which changes what memory figures mean
-/// (shadow memory, quarantine) and how fast things run.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitized = true;
+/// Whether this build runs under AddressSanitizer or ThreadSanitizer, which change what
+/// memory figures mean (shadow memory, quarantine) and how fast things run.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool kSanitized = true;
+#if __has_feature(thread_sanitizer)
+inline constexpr bool kThreadSanitizer = true;
 #else
-inline constexpr bool kSanitized = false;
+inline constexpr bool kThreadSanitizer = false;
 #endif
 #else
-inline constexpr bool kSanitized = false;
+inline constexpr bool kThreadSanitizer = false;
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+inline constexpr bool kSanitized = kThreadSanitizer || kAddressSanitizer;
 
 }  // namespace loopbridge::test
