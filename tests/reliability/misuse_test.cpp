@@ -75,7 +75,9 @@ TEST_CASE("destroying a loop on its own thread is reported as DeadlockError inst
   options.error_handler = reported.handler();
   auto loop = std::make_unique<BackgroundLoop>(options);
   loop->start();
-  auto destroyer = loop->submit([&loop] { loop.reset(); });
+  // Submitted through a handle: the BackgroundLoop may be gone before submit() returns.
+  LoopHandle handle = loop->handle();
+  auto destroyer = handle.submit([&loop] { loop.reset(); });
   require_settles(destroyer);
   destroyer.get();
   CHECK(reported.has<DeadlockError>());
