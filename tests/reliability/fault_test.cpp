@@ -8,11 +8,8 @@
 #include <loopbridge/loop/background_loop.hpp>
 
 #include "figures.hpp"
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
-
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <mutex>
 #include <stdexcept>
@@ -23,11 +20,6 @@ using namespace loopbridge;
 using namespace loopbridge::test;
 
 namespace {
-
-asio::awaitable<void> sleep_for(std::chrono::steady_clock::duration d) {
-  asio::steady_timer timer(co_await asio::this_coro::executor, d);
-  co_await timer.async_wait(asio::use_awaitable);
-}
 
 bool reconciles(const ShutdownReport& r) {
   return r.submitted == r.completed + r.failed + r.cancelled + r.abandoned + r.rejected;

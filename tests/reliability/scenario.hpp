@@ -81,8 +81,7 @@ struct Outcome {
   std::uint64_t posts_accepted = 0, posts_refused_at_call = 0;
   std::uint64_t faults_injected = 0;  // exceptions thrown on purpose (tasks, hooks, handlers, offloads, host calls)
   std::uint64_t errors_reported = 0;  // calls of the error handler
-  // The loop's own counts (zero when the ending left no BackgroundLoop to ask).
-  bool have_report = false;
+  // The loop's own count of submissions (LoopHandle::stats()).
   std::uint64_t loop_submitted = 0;
   std::chrono::nanoseconds end_duration{0};  // how long the stop or destructor took
   std::vector<std::string> violations;
