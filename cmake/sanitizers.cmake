@@ -9,12 +9,6 @@ if(LOOPBRIDGE_SANITIZE)
   endif()
   if(LOOPBRIDGE_SANITIZE MATCHES "undefined")
     list(APPEND _loopbridge_sanitize_flags -fno-sanitize-recover=undefined)
-    if(LOOPBRIDGE_SANITIZE MATCHES "fuzzer" AND CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
-      # clang 14 cannot emit UBSan's function-type check together with the fuzzer's
-      # coverage for split coroutine functions ("Cannot represent a difference across
-      # sections"); every other UBSan check stays on.
-      list(APPEND _loopbridge_sanitize_flags -fno-sanitize=function)
-    endif()
   endif()
   add_compile_options(${_loopbridge_sanitize_flags})
   add_link_options(${_loopbridge_sanitize_flags})
