@@ -22,6 +22,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <functional>
 #include <new>
 #include <string>
@@ -37,10 +40,15 @@ namespace {
 thread_local long t_countdown = -1;  // allocations left before the failing one; -1: disarmed
 thread_local bool t_fired = false;
 
+// Where the injected failure happened (one per child process), for the report.
+void* g_site[32];
+int g_site_depth = 0;
+
 // True when the armed allocation is this one.
 bool injected_failure() noexcept {
   if (t_countdown >= 0 && t_countdown-- == 0) {
     t_fired = true;
+    g_site_depth = ::backtrace(g_site, 32);
     return true;
   }
   return false;
@@ -119,6 +127,47 @@ struct Witness {
   Witness(Witness&&) noexcept { ++live; }
   ~Witness() { --live; }
 };
+
+/// A name without its template arguments and parameters: "ns::Class::function".
+std::string short_name(std::string name) {
+  std::string out;
+  int depth = 0;
+  for (char c : name) {
+    if (c == '<' || c == '(') ++depth;
+    if (depth == 0) out += c;
+    if ((c == '>' || c == ')') && depth > 0) --depth;
+  }
+  return out;
+}
+
+/// The loopbridge functions on the stack of the injected failure, innermost first.
+std::string failure_site() {
+  std::string site;
+  std::string previous;
+  int kept = 0;
+  for (int i = 0; i < g_site_depth && kept < 3; ++i) {
+    Dl_info info{};
+    if (::dladdr(g_site[i], &info) == 0 || info.dli_sname == nullptr) continue;
+    int status = 0;
+    char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    std::string name = short_name(status == 0 && demangled ? demangled : info.dli_sname);
+    std::free(demangled);
+    if (name.rfind("loopbridge::", 0) != 0 || name == previous) continue;
+    site += (kept++ ? " < " : "") + name;
+    previous = name;
+  }
+  return site.empty() ? "" : " [at " + site + "]";
+}
+
+int g_report_fd = -1;  // the child's end of the pipe
+
+// A child that dies says where the injected allocation failed, first.
+void report_site_and_die(int sig) {
+  std::string site = "!" + failure_site();
+  [[maybe_unused]] auto written = ::write(g_report_fd, site.data(), site.size());
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
 
 /// One attempt's findings, written by the child, read by the parent.
 struct Findings {
@@ -331,8 +380,10 @@ Verdict attempt(const Form& form, long nth, bool fresh_thread) {
   if (child == 0) {
     ::close(pipe_fds[0]);
     ::alarm(30);  // a hang ends as SIGALRM
-    // A crash is the parent's to report: without the test framework's fatal-signal report.
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+    // A crash is the parent's to report (without the test framework's fatal-signal
+    // report), after the child has said where the injected failure was.
+    g_report_fd = pipe_fds[1];
+    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGALRM}) std::signal(sig, report_site_and_die);
     bool reached = true;
     std::string problem;
     try {
@@ -342,6 +393,8 @@ Verdict attempt(const Form& form, long nth, bool fresh_thread) {
     } catch (...) {
       problem = "a non-standard exception escaped the attempt";
     }
+    while (!problem.empty() && (problem.back() == ' ' || problem.back() == ';')) problem.pop_back();
+    if (!problem.empty()) problem += failure_site();
     std::string message = std::string(reached ? "R" : "-") + problem;
     [[maybe_unused]] auto written = ::write(pipe_fds[1], message.data(), message.size());
     ::_exit(0);
@@ -356,8 +409,10 @@ Verdict attempt(const Form& form, long nth, bool fresh_thread) {
   Verdict verdict;
   if (WIFSIGNALED(status)) {
     verdict.reached = true;
+    const std::string site = message.rfind('!', 0) == 0 ? message.substr(1) : "";
     verdict.problem = std::string("killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
-                      strsignal(WTERMSIG(status)) + (WTERMSIG(status) == SIGABRT ? ": std::terminate?" : "") + ")";
+                      strsignal(WTERMSIG(status)) + (WTERMSIG(status) == SIGABRT ? ": std::terminate?" : "") + ")" +
+                      site;
   } else if (message.empty()) {
     verdict.reached = true;
     verdict.problem = "the child exited with status " + std::to_string(WEXITSTATUS(status)) + " before reporting";

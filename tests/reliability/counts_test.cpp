@@ -3,6 +3,7 @@
 
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "figures.hpp"
 #include "support/deadline.hpp"
 #include "support/process.hpp"
 
@@ -21,6 +22,7 @@ TEST_CASE("counts stay exact when submissions race the stop into the queue", "[r
   const int per_thread = kSanitized ? 5'000 : 20'000;
   int bad_rounds = 0;
   std::string first_bad;
+  std::uint64_t all_calls = 0;
   for (int round = 0; round < rounds; ++round) {
     LoopOptions options{.name = "lb-count-stop"};
     options.error_handler = [](std::exception_ptr, std::string_view) {};  // refused posts land here
@@ -50,6 +52,7 @@ TEST_CASE("counts stay exact when submissions race the stop into the queue", "[r
     loop.stop();
     for (auto& p : producers) p.join();
     ShutdownReport report = loop.stop();
+    all_calls += calls.load();
     const bool exact = report.submitted == calls.load() &&
                        report.submitted == report.completed + report.failed + report.cancelled + report.abandoned +
                                                report.rejected;
@@ -59,4 +62,6 @@ TEST_CASE("counts stay exact when submissions race the stop into the queue", "[r
   }
   INFO(first_bad);
   CHECK(bad_rounds == 0);
+  record_figure("counts", "stops raced", static_cast<std::uint64_t>(rounds));
+  record_figure("counts", "submissions", all_calls);
 }
