@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what is missing, then builds and runs every test under the
 # dev, uring (the dev build on io_uring instead of epoll), asan (AddressSanitizer + UBSan)
-# and tsan (ThreadSanitizer) presets.
-# Usage: bash tests/run_all.sh [preset...]
+# and tsan (ThreadSanitizer) presets, then runs each fuzz harness for 60 s (clang,
+# libFuzzer; tests/fuzz/run_fuzz.sh).
+# Usage: bash tests/run_all.sh [preset...]   ("fuzz" names the fuzzing step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source cmake/debian-deps.sh
 loopbridge_install_deps "${loopbridge_example_packages[@]}" doxygen  # doxygen: the API reference test builds it
 
 presets=("$@")
-if ((${#presets[@]} == 0)); then presets=(dev uring asan tsan); fi
+if ((${#presets[@]} == 0)); then presets=(dev uring asan tsan fuzz); fi
 
 # Whether this kernel lets the process set up an io_uring (it may not: old kernels,
 # kernel.io_uring_disabled, a container's seccomp policy).
@@ -26,6 +27,10 @@ PY
 }
 
 for preset in "${presets[@]}"; do
+  if [[ "$preset" == fuzz ]]; then
+    bash tests/fuzz/run_fuzz.sh 60
+    continue
+  fi
   echo "=== ${preset}: configure and build"
   cmake --preset "${preset}" > /dev/null
   cmake --build --preset "${preset}"
