@@ -1,6 +1,6 @@
 // Start + stop of an empty loop against a bare thread; stop with many tasks parked on long
-// timers (every future settled) against Asio cancellation signals; heap bytes per pending
-// task.
+// timers (every future settled), cancelling them or dropping their frames, against Asio;
+// heap bytes per pending task.
 
 #include "harness.hpp"
 
@@ -80,14 +80,16 @@ struct AsioSleepers {
     std::vector<std::future<void>> futures;
   };
 
-  explicit AsioSleepers(int cpu_id) : loop(cpu_id) {}
+  explicit AsioSleepers(int cpu_id) : loop(std::make_unique<RawLoop>(cpu_id)) {}
+  AsioSleepers(const AsioSleepers&) = delete;
+  AsioSleepers& operator=(const AsioSleepers&) = delete;
   /// Spawns n sleepers on the loop thread (where their signals are used); returns once all wait.
   void park(int n) {
     auto batch = std::make_unique<Batch>(n);
     std::promise<void> spawned;
-    asio::post(loop.io, [&] {
+    asio::post(loop->io, [&] {
       for (auto& s : batch->signals) {
-        batch->futures.push_back(asio::co_spawn(loop.io, sleeper(&started),
+        batch->futures.push_back(asio::co_spawn(loop->io, sleeper(&started),
                                                 asio::bind_cancellation_slot(s.slot(), asio::use_future)));
       }
       spawned.set_value();
@@ -100,7 +102,7 @@ struct AsioSleepers {
   /// Emits every signal on the loop thread, waits for every future, joins the thread.
   void cancel_and_join() {
     std::promise<void> emitted;
-    asio::post(loop.io, [&] {
+    asio::post(loop->io, [&] {
       for (auto& b : batches) {
         for (auto& s : b->signals) s.emit(asio::cancellation_type::terminal);
       }
@@ -110,13 +112,31 @@ struct AsioSleepers {
     for (auto& b : batches) {
       for (auto& f : b->futures) f.wait();
     }
-    loop.join();
+    loop->join();
+  }
+  /// Stops the io_context, joins its thread and destroys it: the suspended frames are
+  /// destroyed without resuming, and their futures settle with broken_promise.
+  void drop_and_join() {
+    loop->io.stop();
+    loop->join();
+    loop.reset();
+  }
+  void check_settled() const {
+    for (const auto& b : batches) {
+      for (const auto& f : b->futures) {
+        if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+          std::fprintf(stderr, "loopbridge_bench: a std::future did not settle\n");
+          std::abort();
+        }
+      }
+    }
   }
 
-  RawLoop loop;
+  // Declared before the loop, so that they outlive the frames that use them.
   std::atomic<int> started{0};
   int parked = 0;
   std::vector<std::unique_ptr<Batch>> batches;
+  std::unique_ptr<RawLoop> loop;
 };
 
 }  // namespace
@@ -157,11 +177,33 @@ void lifecycle(const Options& o, Results& results) {
         r.add("stop_pending", "loopbridge", "", 0, 0, "ms", "lower", "value", ms);
       },
       [&] {
+        // No time to unwind: the frames are destroyed without resuming, as Tokio drops its
+        // tasks; the handles settle with TaskAbandoned.
+        LoopbridgeSleepers s(loop_cpu);
+        s.park(o.pending);
+        auto t = Clock::now();
+        s.loop.stop({.cancel_timeout = std::chrono::nanoseconds(0)});
+        double ms = seconds_since(t) * 1e3;
+        s.check_settled();
+        r.add("stop_pending", "loopbridge_drop", "", 0, 0, "ms", "lower", "value", ms);
+      },
+      [&] {
         AsioSleepers s(loop_cpu);
         s.park(o.pending);
         auto t = Clock::now();
         s.cancel_and_join();
-        r.add("stop_pending", "asio_cancel_signals", "", 0, 0, "ms", "lower", "value", seconds_since(t) * 1e3);
+        double ms = seconds_since(t) * 1e3;
+        s.check_settled();
+        r.add("stop_pending", "asio_cancel_signals", "", 0, 0, "ms", "lower", "value", ms);
+      },
+      [&] {
+        AsioSleepers s(loop_cpu);
+        s.park(o.pending);
+        auto t = Clock::now();
+        s.drop_and_join();
+        double ms = seconds_since(t) * 1e3;
+        s.check_settled();
+        r.add("stop_pending", "asio_destroy", "", 0, 0, "ms", "lower", "value", ms);
       },
   };
   alternate(o.blocks, variants);
