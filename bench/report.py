@@ -436,11 +436,12 @@ def chart(runs):
         script.append(f"set title \"{title}\"")
         path = os.path.join(tmp, data)
         if histogram:
-            script += ["set style data histograms", "set style histogram clustered gap 1",
+            script += ["set key top left font ',8'", "set style data histograms", "set style histogram clustered gap 1",
                        "set style fill solid 0.8 border -1", "set xtics nomirror rotate by 0"]
             plots = [f"'{path}' using {i + 2}:xtic(1) title columnheader({i + 2})" for i in range(n)]
         else:
             script += ["set style data linespoints", "set xtics nomirror"]
+            script.append("set key below maxrows 2 font ',8'")
             plots = [f"'{path}' using {i + 2}:xtic(1) title columnheader({i + 2}) lw 2" for i in range(n)]
         script.append("plot " + ", ".join(plots))
     script.append("unset multiplot")
