@@ -66,8 +66,10 @@ std::vector<double> floor_round_trips(int n, bool spinning, int other_cpu) {
   std::mutex m;
   std::condition_variable cv;
   int round = 0;
+  std::atomic<bool> other_ready{false};
   std::thread other([&] {
     pin_this_thread(other_cpu);
+    other_ready.store(true, std::memory_order_release);
     for (int i = 0; i < n; ++i) {
       if (spinning) {
         while (turn.load(std::memory_order_acquire) != 1) {
@@ -81,6 +83,8 @@ std::vector<double> floor_round_trips(int n, bool spinning, int other_cpu) {
       }
     }
   });
+  // It starts on this thread's CPU: let it move to its own before spinning against it.
+  while (!other_ready.load(std::memory_order_acquire)) std::this_thread::yield();
   auto us = time_each(n, [&] {
     if (spinning) {
       turn.store(1, std::memory_order_release);

@@ -195,6 +195,10 @@ of another means:
   CPUs when no CPU is left. Start + stop runs on CPU 0 and the new threads inherit it.
   Tokio's runtime threads are pinned in `on_thread_start`; Python pins each thread with
   `os.sched_setaffinity(0, ...)`.
+- **Priority.** With root, `bench/run.py` runs every program at nice -20, so that other
+  work on a shared machine skews the figures less; the Machines table gives the share of
+  CPU time other processes took just before each round. Tails (p99, p999) on a busy
+  machine measure its scheduler more than the code.
 - **Blocks.** Within a program the variants of a measure run in alternating blocks, each
   block starting one variant further along; across programs, `bench/run.py` runs the
   three programs in rounds whose order rotates. A figure is the median over all blocks of
@@ -560,6 +564,8 @@ def main():
           "| run | machine | date | blocks per variant | other load before each round |", "|---|---|---|---|---|"]
     for run in runs:
         busy = ", ".join(f"{b:.0%}" for b in run.get("busy_before_rounds", []))
+        if run.get("nice"):
+            busy += f" (run at nice {run['nice']})"
         md.append(f"| `{run['tag']}` | {describe(run)} | {run['date']} | "
                   f"{run['rounds'] * run['blocks_per_round']} ({run['size']}) | {busy} |")
     md.append("")
