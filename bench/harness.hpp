@@ -1,0 +1,127 @@
+// What every measurement in loopbridge_bench shares: options, CPU placement, statistics,
+// the JSON results, alternating blocks, host threads released together, and the raw Asio
+// loop that is the baseline. bench/tokio and bench/python follow the same rules (the same
+// placement, percentile rank and JSON records), so bench/run.py can put them side by side.
+
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace loopbridge::bench {
+
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  int blocks = 5;              ///< blocks per variant (alternating)
+  std::vector<std::string> groups{"latency", "throughput", "lifecycle", "pool"};
+  std::vector<int> threads{1, 2, 4};     ///< host-thread counts for throughput and pools
+  std::vector<int> pool_loops{1, 2, 4};  ///< pool sizes
+  int batch = 1000;     ///< tasks in flight per host thread
+  int ops = 20000;      ///< tasks per host thread per block (a multiple of batch)
+  int samples = 2000;   ///< round trips per block
+  int pending = 10000;  ///< tasks parked on timers for the stop and memory measures
+  std::string json;     ///< output file; empty: stdout
+};
+
+/// Parses the command line (see --help); exits with a message on a bad one.
+Options parse_options(int argc, char** argv);
+
+/// Records the CPUs this process may run on; call first in main.
+void init_cpus();
+/// CPU k of the placement rules: the k-th CPU the process could use at start, modulo their
+/// count.
+int cpu(int k);
+int cpu_count();
+void pin_this_thread(int cpu_id);
+
+double seconds_since(Clock::time_point t);
+double micros(Clock::duration d);
+
+/// The element at rank floor(p * n) of sorted samples.
+double percentile(const std::vector<double>& sorted, double p);
+
+/// Block values keyed by metric, variant, placement, host threads and pool loops (0: none).
+class Results {
+public:
+  void add(const std::string& metric, const std::string& variant, const std::string& placement, int threads,
+           int loops, const char* unit, const char* better, const std::string& stat, double value);
+  /// p50 and p99 (and p999) of one block's samples, in microseconds.
+  void add_latency(const std::string& metric, const std::string& variant, const std::string& placement,
+                   std::vector<double> samples_us, bool with_p999);
+  void write_json(const Options& options) const;
+
+private:
+  struct Record {
+    const char* unit;
+    const char* better;
+    std::map<std::string, std::vector<double>> stats;
+  };
+  std::map<std::tuple<std::string, std::string, std::string, int, int>, Record> records_;
+};
+
+/// Runs each variant once per block, each block starting one variant further along, so
+/// that every variant sees every position in the order.
+void alternate(int blocks, const std::vector<std::function<void()>>& variants);
+
+/// Runs body(host) on `hosts` threads pinned to cpu(host_cpu(host)), released together.
+/// Returns the release time and the time the last host finished.
+std::pair<Clock::time_point, Clock::time_point> run_hosts(int hosts, const std::function<int(int)>& host_cpu,
+                                                          const std::function<void(int)>& body);
+
+/// Counts fire-and-forget tasks; the one that completes the count records the time and
+/// wakes the waiter, so the measure ends when the last task ran, not when a waiter woke.
+struct Completion {
+  explicit Completion(long expected_count) : expected(expected_count) {}
+  void count() noexcept {
+    if (done.fetch_add(1, std::memory_order_relaxed) + 1 == expected) {
+      finished_at = Clock::now();
+      finished.store(true, std::memory_order_release);
+      finished.notify_one();
+    }
+  }
+  Clock::time_point wait() {
+    finished.wait(false, std::memory_order_acquire);
+    return finished_at;
+  }
+  const long expected;
+  std::atomic<long> done{0};
+  std::atomic<bool> finished{false};
+  Clock::time_point finished_at;
+};
+
+/// The raw Asio baseline: an io_context run by its own thread with a work guard.
+struct RawLoop {
+  explicit RawLoop(int cpu_id);
+  ~RawLoop();
+  RawLoop(const RawLoop&) = delete;
+  RawLoop& operator=(const RawLoop&) = delete;
+  /// Lets the thread finish once the queued work is done, and joins it.
+  void join();
+
+  boost::asio::io_context io{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+  std::thread thread;
+};
+
+/// Heap bytes in use (glibc mallinfo2: every thread's, when there is one arena).
+double heap_in_use();
+
+// The groups of measurements; each appends its records.
+void latency(const Options& o, Results& results);
+void throughput(const Options& o, Results& results);
+void lifecycle(const Options& o, Results& results);
+void memory(const Options& o, Results& results);
+void pool(const Options& o, Results& results);
+
+}  // namespace loopbridge::bench
