@@ -144,6 +144,7 @@ public:
 /// system's reason.
 class BackendUnavailable : public Error {
 public:
+  /// The error with the message `what`.
   explicit BackendUnavailable(const std::string& what);
 };
 
