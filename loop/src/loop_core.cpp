@@ -3,7 +3,9 @@
 
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/asio/multiple_exceptions.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/throw_exception.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -52,15 +54,22 @@ std::string describe_error(std::exception_ptr error) {
 bool is_cancellation(const std::exception_ptr& error) {
 #if defined(__GLIBCXX__)
   if (const std::type_info* type = error.__cxa_exception_type()) {
-    return *type == typeid(boost::system::system_error) || *type == typeid(TaskCancelled);
+    // Asio throws a cancellation as system_error, or wrapped by boost::throw_exception.
+    if (*type == typeid(boost::system::system_error) ||
+        *type == typeid(boost::wrapexcept<boost::system::system_error>) || *type == typeid(TaskCancelled)) {
+      return true;
+    }
   }
 #endif
   try {
     std::rethrow_exception(error);
   } catch (const TaskCancelled&) {
     return true;
-  } catch (const boost::system::system_error& e) {
-    return e.code() == boost::asio::error::operation_aborted;
+  } catch (const boost::asio::multiple_exceptions& e) {
+    // Asio's awaitable operators (a && b) wrap the branches' cancellations, nested.
+    return is_cancellation(e.first_exception());
+  } catch (const boost::system::system_error&) {
+    return true;
   } catch (...) {
     return false;
   }
@@ -90,6 +99,7 @@ struct Resumption {
   TaskBase* task;
   F resume;
 
+
   void operator()() {
     RunScope scope(task->core(), task->label);
     // current_context() inside the coroutine is the task's on every stretch, not only the
@@ -106,7 +116,10 @@ struct Resumption {
 template <class Inner>
 class TaskExecutor {
 public:
-  TaskExecutor(Inner inner, TaskBase* task) noexcept : inner_(std::move(inner)), task_(task) {}
+  // Each copy keeps the task's state alive: user code may keep the executor (a timer, a
+  // co_spawned coroutine) long after the task itself has ended.
+  TaskExecutor(Inner inner, TaskBase* task) noexcept
+      : inner_(std::move(inner)), task_(task), keep_(Ref<StateBase>::share(&task->state())) {}
 
   TaskBase* task() const noexcept { return task_; }
 
@@ -144,6 +157,7 @@ private:
 
   Inner inner_;
   TaskBase* task_;
+  Ref<StateBase> keep_;
 };
 
 using LaunchExecutor = TaskExecutor<boost::asio::io_context::executor_type>;

@@ -1,7 +1,12 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -13,6 +18,7 @@
 namespace asio = boost::asio;
 using namespace loopbridge;
 using namespace loopbridge::test;
+using namespace boost::asio::experimental::awaitable_operators;
 
 namespace {
 
@@ -179,4 +185,55 @@ TEST_CASE("a body that cancels itself and returns without suspending ends cleanl
   require_settles(still_running);
   CHECK(still_running.get() == 1);
   CHECK(loop.unhandled_errors() == 0);
+}
+
+TEST_CASE("a cancel that lands as a coroutine resumes after a successful step is not an error") {
+  BackgroundLoop loop({.name = "cancel-yield"});
+  loop.start();
+  auto task = loop.submit([]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    for (;;) co_await asio::post(executor, asio::use_awaitable);
+  });
+  std::this_thread::sleep_for(10ms);
+  task.cancel();
+  require_settles(task);
+  REQUIRE_THROWS_AS(task.get(), TaskCancelled);
+  CHECK(loop.stats().errors_reported == 0);
+}
+
+TEST_CASE("a task's executor kept after the task ended still works") {
+  BackgroundLoop loop({.name = "exec-outlive"});
+  loop.start();
+  std::atomic<bool> resumed{false};
+  auto spawner = loop.submit([&resumed]() -> asio::awaitable<void> {
+    auto executor = co_await asio::this_coro::executor;
+    // A background coroutine that outlives the task that spawned it.
+    asio::co_spawn(
+        executor,
+        [&resumed]() -> asio::awaitable<void> {
+          asio::steady_timer timer(co_await asio::this_coro::executor, 30ms);
+          co_await timer.async_wait(asio::use_awaitable);
+          resumed = true;
+        },
+        asio::detached);
+  });
+  require_settles(spawner);
+  spawner = {};  // the last handle: only the executor copies keep the task's state now
+  REQUIRE(eventually([&] { return resumed.load(); }));
+  loop.stop();
+}
+
+TEST_CASE("cancelling both branches of an awaitable operator is not an error") {
+  BackgroundLoop loop({.name = "cancel-and"});
+  loop.start();
+  auto task = loop.submit([]() -> asio::awaitable<void> {
+    auto both = sleep_for(std::chrono::hours(1)) && sleep_for(std::chrono::hours(1));
+    co_await std::move(both);
+  });
+  REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+  std::this_thread::sleep_for(10ms);
+  task.cancel();
+  require_settles(task);
+  REQUIRE_THROWS_AS(task.get(), TaskCancelled);
+  CHECK(loop.stats().errors_reported == 0);
 }
