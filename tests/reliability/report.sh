@@ -201,9 +201,6 @@ mkdir -p "$block"
     tail -n 15 "$out/fuzz.log"
     echo '```'
   fi
-  echo
-  echo "No harness for the examples' protocol parsing (HTTP handler input, SMTP commands) yet:" \
-    "those examples are not in the repository."
 } > "$block/FUZZ"
 
 {

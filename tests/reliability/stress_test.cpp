@@ -34,7 +34,7 @@ TEST_CASE("randomized mixes from several host threads keep every invariant", "[r
     INFO(outcome.describe(scenario));
     CHECK(outcome.ok());
     CHECK(eventually([&] { return thread_count() == threads_before; }));
-    CHECK(fd_count() == fds_before);
+    CHECK(eventually([&] { return fd_count() == fds_before; }));
     operations += outcome.operations;
     submissions += outcome.submissions;
     faults += outcome.faults_injected;

@@ -4,8 +4,10 @@
 // No Catch2 here: the soak and fuzz programs use it too.
 
 #include <cstddef>
+#include <cstdlib>
 #include <dirent.h>
 #include <fstream>
+#include <string_view>
 #include <unistd.h>
 
 namespace loopbridge::test {
@@ -61,5 +63,12 @@ inline constexpr bool kAddressSanitizer = false;
 inline constexpr bool kAddressSanitizer = false;
 #endif
 inline constexpr bool kSanitized = kThreadSanitizer || kAddressSanitizer;
+
+/// Whether this process runs under valgrind (which preloads its own libraries), where
+/// resident memory is valgrind's, not the program's.
+inline bool under_valgrind() {
+  const char* preload = std::getenv("LD_PRELOAD");
+  return preload != nullptr && std::string_view(preload).find("vgpreload") != std::string_view::npos;
+}
 
 }  // namespace loopbridge::test
