@@ -121,9 +121,11 @@ BOUNDS = {
         "see fire-and-forget), and every resumption of its coroutine passes through a timing "
         "executor that reads the clock twice."),
     "tp_coroutine_tokio": (
-        "Tokio's task is one allocation holding the future, polled in place; a loopbridge "
-        "coroutine task allocates its state, an Asio coroutine frame and an Asio coroutine "
-        "thread, and pays the loop's statistics (see fire-and-forget)."),
+        "A Tokio task is one allocation holding the future, polled in place. A loopbridge "
+        "coroutine task takes two (its state on the host thread, and one on the loop thread for "
+        "the Asio coroutine; Asio recycles the other frames), resumes through Asio's coroutine "
+        "machinery and a timing executor, and pays the loop's statistics (see "
+        "fire-and-forget)."),
     "stop_tokio": (
         "`stop()` resumes every coroutine with `operation_aborted` so that its `catch` blocks "
         "and destructors run on the loop thread (asyncio's cancellation). Asio's "
