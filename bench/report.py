@@ -121,9 +121,11 @@ BOUNDS = {
         "see fire-and-forget), and every resumption of its coroutine passes through a timing "
         "executor that reads the clock twice."),
     "tp_coroutine_tokio": (
-        "Tokio's task is one allocation holding the future, polled in place; a loopbridge "
-        "coroutine task allocates its state, an Asio coroutine frame and an Asio coroutine "
-        "thread, and pays the loop's statistics (see fire-and-forget)."),
+        "A Tokio task is one allocation holding the future, polled in place. A loopbridge "
+        "coroutine task takes two (its state on the host thread, and one on the loop thread for "
+        "the Asio coroutine; Asio recycles the other frames), resumes through Asio's coroutine "
+        "machinery and a timing executor, and pays the loop's statistics (see "
+        "fire-and-forget)."),
     "stop_tokio": (
         "`stop()` resumes every coroutine with `operation_aborted` so that its `catch` blocks "
         "and destructors run on the loop thread (asyncio's cancellation). Asio's "
@@ -187,6 +189,14 @@ HOW = """\
 Every program follows the same rules, so that a figure of one means what the same figure
 of another means:
 
+- **The loops.** loopbridge: a `BackgroundLoop` with default options unless a row says
+  otherwise; pools: a `LoopPool`. Raw Asio: an `io_context` run by its own thread with a
+  work guard; pools: one such loop per thread, picked round robin through a shared
+  counter. Tokio (Debian's 1.24): a multi-thread runtime with one worker
+  (`Builder::new_multi_thread().worker_threads(1).enable_all()`, what `Runtime::new()`
+  builds, cut to one worker) and a current-thread runtime driven by its own thread blocked
+  in `block_on`; pools: a multi-thread runtime with one worker per loop. Python (the system
+  interpreter): the stdlib event loop and uvloop, each running forever on its own thread.
 - **Placement.** CPU *k* is the *k*-th CPU the process may use. Round trips and lag run
   twice: host thread and loop thread both on CPU 0 ("same CPU"), and host on CPU 0 with
   the loop on CPU 1 ("different CPUs"). Throughput pins the loop thread to the last CPU

@@ -198,10 +198,16 @@ def main():
                                                           r["threads"] or 0, r["loops"] or 0)),
     }
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(result, f, indent=1)
-        f.write("\n")
+    write_result(out, result)
     print(f"run.py: wrote {out}", file=sys.stderr)
+
+
+def write_result(path, result):
+    """JSON with one record per line: small enough to commit, easy to diff."""
+    head = json.dumps({k: v for k, v in result.items() if k != "records"}, indent=1)
+    records = ",\n".join("  " + json.dumps(r) for r in result["records"])
+    with open(path, "w") as f:
+        f.write(head[:-2] + ',\n "records": [\n' + records + "\n ]\n}\n")
 
 
 if __name__ == "__main__":
