@@ -735,6 +735,11 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   return verdict;
 }
 
+void LoopCore::recount_completed_as_failed() noexcept {
+  completed_.store(completed_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  bump(failed_);
+}
+
 void LoopCore::reject(TaskBase& task) noexcept {
   task.settled = true;
   task.drop_function();

@@ -347,6 +347,8 @@ public:
   std::optional<std::exception_ptr> conclude(TaskBase& task, std::exception_ptr error) noexcept;
   /// After a concluded task has settled: it leaves the in-flight tasks.
   void task_left(TaskBase& task) noexcept;
+  /// A concluded task's value could not be stored after all: it failed.
+  void recount_completed_as_failed() noexcept;
   void reject(TaskBase& task) noexcept;
   void execute_stop() noexcept;
   /// PostedCall's bookkeeping: false when the loop refused it (counted and reported).

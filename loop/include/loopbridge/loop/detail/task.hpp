@@ -168,6 +168,7 @@ private:
           this->set_value(std::move(*value));
         }
       } catch (...) {
+        core().recount_completed_as_failed();  // moving the value into the state threw
         this->set_exception(std::current_exception());
       }
     }
