@@ -32,7 +32,7 @@ NAMES = {
     "asio_thread": "Asio `io_context` + work guard + thread",
     "std_thread": "`std::thread` create + join",
     "asio_cancel_signals": "Asio: emit a cancellation signal per task, wait every `use_future`",
-    "loopbridge_drop": "loopbridge, `stop({.cancel_timeout = 0})`: frames dropped unresumed",
+    "loopbridge_drop": "loopbridge, `stop({.drop_in_flight = true})`: frames dropped unresumed",
     "asio_destroy": "Asio: stop the `io_context`, join, destroy it (frames dropped, futures broken)",
     "asio_co_spawn_signal": "Asio `co_spawn(use_future)` + a cancellation signal",
     "tokio_mt_oneshot": "Tokio `spawn` + oneshot (multi-thread runtime)",
@@ -136,14 +136,13 @@ BOUNDS = {
         "runtime destroys the futures without polling them: none of their code runs. The "
         "like-for-like comparison is the frames-dropped row."),
     "stop_tokio_drop": (
-        "With no time to unwind, loopbridge still emits each task's cancellation signal "
-        "(cancelling its timer), lists each task in the stop report's abandoned tasks, and "
-        "settles each handle with a `TaskAbandoned` of its own, whose `std::system_error` base "
-        "builds a message string: about 1,900 instructions per task (callgrind) before the "
-        "`io_context` shutdown destroys the frames, which costs about 2,500 more. Tokio's drop "
-        "is the frame destruction alone. One shared `TaskAbandoned` (and `TaskCancelled`) per "
-        "stop, and no signal when no time is given to unwind, would remove most of the first "
-        "part."),
+        "Both destroy the frames without resuming them; loopbridge also settles each handle "
+        "with a `TaskCancelled` of its own, whose `std::system_error` base builds a message "
+        "string, and keeps each task alive until the `io_context` shutdown has destroyed its "
+        "frame. Callgrind: about 1,600 instructions per task to settle it (half of them "
+        "building the exception) and 1,100 to destroy its frame through Asio's scheduler. One "
+        "shared `TaskCancelled` per stop would remove the first half; the second is Asio's "
+        "handler and frame teardown, which the raw Asio row pays too."),
     "stop_asio": (
         "Both sides pay the same unwinding: Asio's `use_awaitable` throws into the task's "
         "frame and `co_spawn`'s entry point rethrows it, two throws per task as in loopbridge. "
@@ -155,16 +154,26 @@ BOUNDS = {
         "Besides creating and joining the thread, a start and a stop hand over between threads "
         "three more times: `start()` waits for the loop thread to say it runs, the stop command "
         "wakes the loop thread, and the host waits on a latch for the loop thread to finish "
-        "before joining it; `boost::thread::join` then waits on its own condition variable "
-        "before `pthread_join`. strace counts 3.3 futex calls and 2.2 `sched_yield` per start + "
-        "stop against 1 futex for a bare thread. Joining with a deadline in one step "
-        "(`pthread_timedjoin_np`) instead of the latch and the join would remove one handoff."),
+        "before joining it. And each loop now opens its I/O backend when it is created (a "
+        "`steady_timer` probe, so that a refused io_uring shows at once): an epoll instance, an "
+        "eventfd and a timerfd are created, registered and closed for every loop; the thread "
+        "options also read `/sys/devices/system/cpu/possible` (`sysconf(_SC_NPROCESSORS_CONF)`) "
+        "at every start. strace per start + stop: 3 `epoll_ctl`, 2 `epoll_wait`, 4 `close`, an "
+        "`openat` and a `read` that a bare thread does not make. With the probe taken out (an "
+        "experiment), start + stop drops from about 130 to about 40 us on this machine. "
+        "Probing once per process on a throwaway `io_context` (or only for io_uring), and "
+        "reading the CPU count once, would take it back."),
     "rt_callable": (
-        "On one CPU a round trip is two context switches of about 2 us each; the submission's "
-        "clock reads and shared counters (see fire-and-forget) come on top."),
+        "The loop opens its I/O backend when it is created (a `steady_timer` probe), so an "
+        "idle loop waits in `epoll_wait` and is woken through an eventfd, where a raw "
+        "`io_context` without timers or sockets waits on a condition variable. With the probe "
+        "taken out (an experiment), loopbridge's same-CPU round trip is 4.4 us again, as raw "
+        "Asio's; giving the raw `io_context` a timer costs it 0.3 us. On top come the "
+        "submission's clock reads and shared counters (see fire-and-forget)."),
     "rt_coroutine": (
-        "As for callables, plus the timing executor's clock reads around the coroutine's "
-        "resumption."),
+        "As for callables: the I/O backend opened at creation makes every wake an eventfd "
+        "write and an `epoll_wait` return; the timing executor adds clock reads around the "
+        "coroutine's resumption."),
     "python": (
         "Python's figure is bounded by the interpreter, not by loopbridge: see the absolute "
         "figures below."),
