@@ -199,7 +199,8 @@ mkdir -p "$block"
       echo "\`${name}_fuzzer\` failed (log: build/fuzz/${name}.log):"
       echo
       echo '```'
-      grep -E "^${name}_fuzzer: |ERROR: |SUMMARY: |Test unit written to" "build/fuzz/${name}.log" | head -n 6 | cut -c1-300
+      grep -E "^${name}_fuzzer: |^scenario seed|^  [a-z]|ERROR: |SUMMARY: |Test unit written to" "build/fuzz/${name}.log" |
+        head -n 12 | cut -c1-300
       echo '```'
     done
   fi
