@@ -46,8 +46,10 @@ for name in "${harnesses[@]}"; do
     -print_final_stats=1 -artifact_prefix="$build/artifacts/${name}-" "$work" "tests/fuzz/corpus/$name" \
     > "$log" 2>&1; then
     result=passed
+    failed=0
   else
     result=FAILED
+    failed=1
     status=1
     tail -n 60 "$log"
   fi
@@ -56,7 +58,7 @@ for name in "${harnesses[@]}"; do
   if [[ -n "${LOOPBRIDGE_RELIABILITY_LOG:-}" ]]; then
     echo "fuzz|${name} executions|${executions:-0}" >> "$LOOPBRIDGE_RELIABILITY_LOG"
     echo "fuzz|${name} seconds|${seconds}" >> "$LOOPBRIDGE_RELIABILITY_LOG"
-    echo "fuzz|${name} failures|$((status))" >> "$LOOPBRIDGE_RELIABILITY_LOG"
+    echo "fuzz|${name} failures|${failed}" >> "$LOOPBRIDGE_RELIABILITY_LOG"
   fi
 done
 exit $status

@@ -193,9 +193,20 @@ mkdir -p "$block"
   else
     echo "| (not run) | | | | |"
   fi
-  if [[ -f "$out/fuzz.log" && "$(status_of fuzz)" != 0 ]]; then
+  if [[ -f "$f" ]]; then
+    for name in $(awk -F'|' '$1 == "fuzz" && $2 ~ / failures$/ && $3 != 0 { sub(/ failures$/, "", $2); print $2 }' "$f"); do
+      echo
+      echo "\`${name}_fuzzer\` failed (log: build/fuzz/${name}.log):"
+      echo
+      echo '```'
+      grep -E "^${name}_fuzzer: |^scenario seed|^  [a-z]|ERROR: |SUMMARY: |Test unit written to" "build/fuzz/${name}.log" |
+        head -n 12 | cut -c1-300
+      echo '```'
+    done
+  fi
+  if [[ -f "$out/fuzz.log" && ! -f "$f" ]]; then
     echo
-    echo "The fuzz step failed:"
+    echo "The fuzz step failed before running a harness:"
     echo
     echo '```'
     tail -n 15 "$out/fuzz.log"
