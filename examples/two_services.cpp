@@ -172,11 +172,11 @@ std::string run_client(const std::string& command) {
 }  // namespace
 
 int main() {
-  loopbridge::BackgroundLoop loop({.name = "services"});
-
-  // Both services live on the loop thread: made, used and dropped there.
+  // Both services live on the loop thread: made, used and dropped there. Declared before the
+  // loop, so that they outlive the on_stop hooks that close them.
   std::shared_ptr<HelloHttp> web;
   std::shared_ptr<UpperLines> lines;
+  loopbridge::BackgroundLoop loop({.name = "services"});
   loop.on_start_stop(
       [&]() -> asio::awaitable<void> {
         web = HelloHttp::open(loop.executor());

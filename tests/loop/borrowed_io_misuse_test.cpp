@@ -66,14 +66,16 @@ TEST_CASE("another thread running the borrowed io_context is reported and the lo
   BackgroundLoop loop(io, {.name = "lb-two-runners", .error_handler = errors.handler()});
   loop.start();
   std::thread intruder([&] { io.run(); });  // the misuse
-  bool all_on_loop_thread = true;
-  for (int i = 0; i < 200 && loop.unhandled_errors() == 0; ++i) {
-    auto task = loop.submit([&] { return loop.on_loop_thread(); });
-    require_settles(task);
-    all_on_loop_thread = all_on_loop_thread && task.get();
-    std::this_thread::sleep_for(1ms);  // let the queue empty, so the next submit wakes the loop
+  TaskHandle<bool> task;
+  {
+    // While the loop thread is busy, the wake-up of the next submission can only be run by
+    // the intruder: it must report it and hand it back.
+    LoopBlocker busy(loop);
+    task = loop.submit([&] { return loop.on_loop_thread(); });
+    CHECK(eventually([&] { return loop.unhandled_errors() > 0; }));
   }
-  CHECK(all_on_loop_thread);
+  require_settles(task);
+  CHECK(task.get());  // it ran on the loop thread all the same
   CHECK(errors.mentions("only the loop's thread may run it"));
   ShutdownReport report = loop.stop();  // stops the io_context: the intruder's run() returns too
   CHECK(report.joined);
