@@ -19,7 +19,9 @@ bool HostWaiter::post(HandoffCall& call) {
   std::lock_guard lock(mutex_);
   if (waiting_on_ == nullptr && expecting_ == 0) return false;
   call.refs().add_ref();
-  calls_.push_back(&call);
+  call.next_in_mailbox = nullptr;
+  (calls_tail_ ? calls_tail_->next_in_mailbox : calls_head_) = &call;
+  calls_tail_ = &call;
   // Under the lock: the host clears waiting_on_ under it before its handle can go.
   if (waiting_on_ != nullptr) waiting_on_->interrupt_wait();
   return true;
@@ -31,7 +33,7 @@ HostWaiter::Expecting::Expecting(HostWaiter& waiter) : waiter_(waiter) {
 }
 
 HostWaiter::Expecting::~Expecting() {
-  std::deque<HandoffCall*> refused;
+  HandoffCall* refused = nullptr;
   {
     std::lock_guard lock(waiter_.mutex_);
     --waiter_.expecting_;
@@ -40,16 +42,19 @@ HostWaiter::Expecting::~Expecting() {
   refuse_all(refused);
 }
 
-std::deque<HandoffCall*> HostWaiter::take_refused_locked() {
-  std::deque<HandoffCall*> refused;
-  if (waiting_on_ == nullptr && expecting_ == 0) refused.swap(calls_);
+HandoffCall* HostWaiter::take_refused_locked() noexcept {
+  if (waiting_on_ != nullptr || expecting_ != 0) return nullptr;
+  HandoffCall* refused = calls_head_;
+  calls_head_ = calls_tail_ = nullptr;
   return refused;
 }
 
-void HostWaiter::refuse_all(std::deque<HandoffCall*>& calls) noexcept {
-  for (HandoffCall* call : calls) {
-    call->refuse();
-    call->refs().release();
+void HostWaiter::refuse_all(HandoffCall* calls) noexcept {
+  while (calls != nullptr) {
+    HandoffCall* next = calls->next_in_mailbox;
+    calls->refuse();
+    calls->refs().release();
+    calls = next;
   }
 }
 
@@ -61,7 +66,7 @@ const StateBase* HostWaiter::begin_wait(const StateBase& state) {
 }
 
 void HostWaiter::end_wait(const StateBase* previous) {
-  std::deque<HandoffCall*> refused;
+  HandoffCall* refused = nullptr;
   {
     std::lock_guard lock(mutex_);
     waiting_on_ = previous;
@@ -76,9 +81,10 @@ bool HostWaiter::serve() {
     HandoffCall* call = nullptr;
     {
       std::lock_guard lock(mutex_);
-      if (calls_.empty()) return ran;
-      call = calls_.front();
-      calls_.pop_front();
+      if (calls_head_ == nullptr) return ran;
+      call = calls_head_;
+      calls_head_ = call->next_in_mailbox;
+      if (calls_head_ == nullptr) calls_tail_ = nullptr;
     }
     {
       ContextScope scope{Context(call->context)};

@@ -15,6 +15,35 @@
 #include <typeinfo>
 
 namespace loopbridge::detail {
+
+/// Hands Asio the loop's wake slot for the drain handler's operation. Only one wake-up is
+/// pending at a time (LoopCore::wake), and Asio frees an operation's memory before it calls
+/// the handler, so the slot is always free when a new one is posted.
+template <class T>
+class WakeAllocator {
+public:
+  using value_type = T;
+  explicit WakeAllocator(LoopCore& core) noexcept : core_(&core) {}
+  template <class U>
+  WakeAllocator(const WakeAllocator<U>& other) noexcept : core_(other.core_) {}
+
+  T* allocate(std::size_t n) noexcept {
+    static_assert(sizeof(T) <= LoopCore::kWakeSlotSize && alignof(T) <= alignof(std::max_align_t),
+                  "the wake slot is too small for Asio's operation");
+    (void)n;  // always 1
+    return reinterpret_cast<T*>(core_->wake_slot_);
+  }
+  void deallocate(T*, std::size_t) noexcept {}
+
+  friend bool operator==(const WakeAllocator& a, const WakeAllocator& b) noexcept { return a.core_ == b.core_; }
+  friend bool operator!=(const WakeAllocator& a, const WakeAllocator& b) noexcept { return a.core_ != b.core_; }
+
+private:
+  template <class>
+  friend class WakeAllocator;
+  LoopCore* core_;
+};
+
 namespace {
 
 thread_local LoopCore* t_core = nullptr;
@@ -77,13 +106,23 @@ bool is_cancellation(const std::exception_ptr& error) {
 
 struct DrainHandler {
   LoopCore* core;
-  void operator()() const noexcept { core->drain(); }
+  using allocator_type = WakeAllocator<void>;
+  allocator_type get_allocator() const noexcept { return allocator_type(*core); }
+  void operator()() const noexcept {
+    core->wake_taken();
+    core->drain();
+  }
 };
 
 // For a borrowed io_context, which may hold it past the loop's end: it keeps the core alive.
 struct BorrowedDrainHandler {
   Ref<LoopCore> core;
-  void operator()() const noexcept { core->drain_borrowed(); }
+  using allocator_type = WakeAllocator<void>;
+  allocator_type get_allocator() const noexcept { return allocator_type(*core); }
+  void operator()() const noexcept {
+    core->wake_taken();
+    core->drain_borrowed();
+  }
 };
 
 }  // namespace
@@ -100,14 +139,9 @@ struct Resumption {
   F resume;
 
 
-  void operator()() {
-    RunScope scope(task->core(), task->label);
-    // current_context() inside the coroutine is the task's on every stretch, not only the
-    // first. Free for tasks without a context (a null pointer is copied).
-    auto outer = exchange_this_thread_context(task->context);
-    resume();
-    exchange_this_thread_context(std::move(outer));
-  }
+  // current_context() inside the coroutine is the task's on every stretch, not only the
+  // first. Free for tasks without a context (a null pointer is copied).
+  void operator()() { run_task_stretch(*task, std::move(keep), resume); }
 };
 
 /// The executor of a task's coroutine: the loop's io_context executor, plus the task it
@@ -167,9 +201,13 @@ using LaunchExecutor = TaskExecutor<boost::asio::io_context::executor_type>;
 void launch(EntryPoint entry, TaskBase& task) {
   boost::asio::any_io_executor executor = LaunchExecutor(task.core().executor(), &task);
   boost::asio::cancellation_slot slot = task.cancel_signal.slot();
-  boost::asio::detail::awaitable_handler<boost::asio::any_io_executor, void>(
-      std::move(entry), executor, slot, boost::asio::cancellation_state(slot))
-      .launch();
+  try {
+    boost::asio::detail::awaitable_handler<boost::asio::any_io_executor, void>(
+        std::move(entry), executor, slot, boost::asio::cancellation_state(slot))
+        .launch();
+  } catch (...) {
+    task.core().escaped_task_stretch(task, std::current_exception());
+  }
 }
 
 TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept {
@@ -415,11 +453,8 @@ bool LoopCore::push(Command& command) noexcept {
     case CommandQueue::PushResult::pushed_first:
       // Only the push that made the queue non-empty wakes the loop; the drain it schedules
       // takes everything pushed until then.
-      if (owned_io_) {
-        boost::asio::post(io_, DrainHandler{this});
-      } else {
-        boost::asio::post(io_, BorrowedDrainHandler{Ref<LoopCore>::share(this)});
-      }
+      wake();
+      first_push_wakes_.fetch_add(1, std::memory_order_release);
       return true;
     case CommandQueue::PushResult::pushed:
       return true;
@@ -568,7 +603,9 @@ void LoopCore::report_error(std::exception_ptr error, std::string_view context) 
 
 void LoopCore::drain() noexcept {
   for (;;) {
-    for (Command* command = queue_.take_all(); command != nullptr;) {
+    Command* command = queue_.take_all();
+    if (command != nullptr) ++batches_taken_;
+    while (command != nullptr) {
       Command* next = command->next_in_queue;
       queue_.ran_one();
       command->execute(*this);
@@ -591,7 +628,19 @@ void LoopCore::drain_borrowed() noexcept {
     report_error(std::make_exception_ptr(InvalidState("a thread other than the loop's ran its borrowed io_context")),
                  "borrowed io_context (only the loop's thread may run it while the loop lives)");
   }
-  boost::asio::post(io_, BorrowedDrainHandler{Ref<LoopCore>::share(this)});  // for the loop's thread
+  wake();  // for the loop's thread
+}
+
+void LoopCore::wake() noexcept {
+  // Either this exchange sees the pending handler's wake_taken() and posts, or that
+  // handler's exchange sees this one, and with it the command just pushed. Posting into
+  // the wake slot allocates nothing: a queued command can never be left without a wake-up.
+  if (wake_pending_.exchange(true, std::memory_order_acq_rel)) return;
+  if (owned_io_) {
+    boost::asio::post(io_, DrainHandler{this});
+  } else {
+    boost::asio::post(io_, BorrowedDrainHandler{Ref<LoopCore>::share(this)});
+  }
 }
 
 void LoopCore::bump(std::atomic<std::uint64_t>& counter) noexcept {
@@ -733,6 +782,11 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   }
   task.settled = true;
   return verdict;
+}
+
+void LoopCore::escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept {
+  if (!task.settled && !task.escaped_error) task.escaped_error = error;
+  report_error(std::move(error), "an exception escaped a task's coroutine (the task fails with it)");
 }
 
 void LoopCore::recount_completed_as_failed() noexcept {

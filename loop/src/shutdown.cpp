@@ -65,6 +65,7 @@ void LoopCore::thread_main(LoopThread where) noexcept {
     }
   }
   progress_timer_.reset();
+  wait_for_late_wakes();
   if (owned_io_) {
     // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
     // the callables whose captures those frames may still use.
@@ -85,6 +86,14 @@ void LoopCore::thread_main(LoopThread where) noexcept {
   }
   set_this_thread_core(nullptr);
   open_latch(finished_);
+}
+
+void LoopCore::wait_for_late_wakes() noexcept {
+  // Every batch the loop took began with a push that found the queue empty, and that push's
+  // thread posts a wake-up after it. One may have been preempted between the two: its post
+  // must not race io_context::shutdown() (or the owner's destruction of a borrowed
+  // io_context). It is a few instructions from done.
+  while (first_push_wakes_.load(std::memory_order_acquire) != batches_taken_) std::this_thread::yield();
 }
 
 void LoopCore::open_latch(std::atomic<bool>& flag) noexcept {
@@ -292,7 +301,9 @@ boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
 }
 
 void LoopCore::close_queue() noexcept {
-  for (Command* command = queue_.close(); command != nullptr;) {
+  Command* command = queue_.close();
+  if (command != nullptr) ++batches_taken_;
+  while (command != nullptr) {
     Command* next = command->next_in_queue;
     command->discard(*this);
     queue_.ran_one();

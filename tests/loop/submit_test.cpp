@@ -187,3 +187,79 @@ TEST_CASE("the low-latency mode spins on both sides and still sleeps when idle",
   require_settles(late);
   CHECK(late.get() == 5);
 }
+
+namespace {
+
+// An Asio operation that never completes: its initiation drops the handler, as a buggy
+// third-party component might.
+template <class Token>
+auto async_never(Token&& token) {
+  return asio::async_initiate<Token, void(boost::system::error_code)>([](auto handler) { (void)handler; }, token);
+}
+
+struct InitiationFailed : std::runtime_error {
+  InitiationFailed() : std::runtime_error("initiation failed") {}
+};
+
+// An Asio operation whose initiation throws (say, std::bad_alloc making its state).
+template <class Token>
+auto async_throwing(Token&& token) {
+  return asio::async_initiate<Token, void(boost::system::error_code)>(
+      [](auto handler) {
+        (void)handler;
+        throw InitiationFailed();
+      },
+      token);
+}
+
+}  // namespace
+
+TEST_CASE("a task whose awaited operation drops its handler settles instead of hanging", "[loop][submit][errors]") {
+  std::atomic<int> errors{0};
+  LoopOptions options{.name = "lb-dropped"};
+  options.error_handler = [&](std::exception_ptr, std::string_view) { ++errors; };
+  BackgroundLoop loop(options);
+  loop.start();
+  auto lost = loop.submit([]() -> asio::awaitable<int> {
+    auto wait = async_never(asio::use_awaitable);
+    co_await std::move(wait);
+    co_return 1;
+  });
+  require_settles(lost);
+  CHECK_THROWS_AS(lost.get(), TaskAbandoned);
+  // The loop goes on, and its counts reconcile.
+  CHECK(loop.submit([] { return 2; }).get() == 2);
+  LoopStats stats = loop.stats();
+  CHECK(stats.failed == 1);
+  CHECK(stats.in_flight == 0);
+  CHECK(stats.submitted == stats.completed + stats.failed + stats.cancelled + stats.rejected + stats.abandoned);
+}
+
+TEST_CASE("an operation whose initiation throws fails its task with that exception", "[loop][submit][errors]") {
+  std::atomic<int> errors{0};
+  LoopOptions options{.name = "lb-initthrow"};
+  options.error_handler = [&](std::exception_ptr, std::string_view) { ++errors; };
+  BackgroundLoop loop(options);
+  loop.start();
+  auto first_stretch = loop.submit([]() -> asio::awaitable<int> {
+    auto op = async_throwing(asio::use_awaitable);
+    co_await std::move(op);
+    co_return 1;
+  });
+  auto later_stretch = loop.submit([]() -> asio::awaitable<int> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+    co_await timer.async_wait(asio::use_awaitable);
+    auto op = async_throwing(asio::use_awaitable);
+    co_await std::move(op);
+    co_return 1;
+  });
+  require_settles(first_stretch);
+  require_settles(later_stretch);
+  CHECK_THROWS_AS(first_stretch.get(), InitiationFailed);
+  CHECK_THROWS_AS(later_stretch.get(), InitiationFailed);
+  CHECK(errors == 2);  // each is also reported: it escaped a handler on the loop
+  CHECK(loop.submit([] { return 2; }).get() == 2);
+  LoopStats stats = loop.stats();
+  CHECK(stats.failed == 2);
+  CHECK(stats.in_flight == 0);
+}

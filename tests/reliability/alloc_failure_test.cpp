@@ -338,11 +338,8 @@ std::string lines(const std::vector<std::string>& all) {
 
 }  // namespace
 
-// [!mayfail]: runs and prints every misbehaving injection, but does not fail the suite
-// yet. Known open defects (docs/reliability.md): an allocation failure while creating the
-// thread's HostWaiter, or inside LoopCore::push's asio::post, is not yet recovered from.
 TEST_CASE("an allocation failure anywhere on the submission path reaches the caller as std::bad_alloc",
-          "[reliability][fault][alloc][!mayfail]") {
+          "[reliability][fault][alloc]") {
   std::uint64_t injected = 0;
   auto problems = try_every_allocation(host_forms(), injected);
   INFO(problems.size() << " of " << injected << " injected allocation failures misbehaved:\n" << lines(problems));
@@ -351,10 +348,8 @@ TEST_CASE("an allocation failure anywhere on the submission path reaches the cal
   record_figure("alloc", "host-side failures misbehaved", problems.size());
 }
 
-// [!mayfail] for the same reason: an allocation failure inside to_thread's wait setup
-// (HomeWait::start) is not yet recovered from.
 TEST_CASE("an allocation failure in a task's own awaits fails that task and nothing else",
-          "[reliability][fault][alloc][!mayfail]") {
+          "[reliability][fault][alloc]") {
   std::uint64_t injected = 0;
   auto problems = try_every_allocation(loop_forms(), injected);
   INFO(problems.size() << " of " << injected << " injected allocation failures misbehaved:\n" << lines(problems));

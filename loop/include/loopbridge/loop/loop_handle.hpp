@@ -82,13 +82,12 @@ public:
   TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,
                                       std::source_location where = std::source_location::current()) const {
     using Result = task_result_t<F>;
-    auto* task = make_task(std::forward<F>(fn), detail::TaskKind::task, 2, options, where);  // the queue's and the handle's
-    auto state = detail::Ref<detail::TypedState<Result>>::adopt(task);
-    task->link_stop_token(std::move(options.stop));
+    auto task = make_task(std::forward<F>(fn), detail::TaskKind::task, options, where);  // the handle's reference
     // The submitting host thread: the task's call_host() reaches it while it waits.
     task->host_waiter = detail::Ref<detail::HostWaiter>::share(detail::this_thread_host_waiter());
+    task->add_ref();  // the queue's
     if (!enqueue(*task, options)) task->release();
-    return TaskHandle<Result>(std::move(state), core_, core_->spin_before_sleep());
+    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_, core_->spin_before_sleep());
   }
 
   /// Fire-and-forget: runs `fn` (as submit() does) with no handle to wait on.
@@ -106,8 +105,8 @@ public:
   void post(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
     using Function = detail::function_type_for<F>;
     if constexpr (detail::task_traits<Function>::coroutine) {
-      auto* task = make_task(std::forward<F>(fn), detail::TaskKind::detached, 1, options, where);  // the queue's
-      task->link_stop_token(std::move(options.stop));
+      auto task = make_task(std::forward<F>(fn), detail::TaskKind::detached, options, where);
+      task->add_ref();  // the queue's
       if (!enqueue(*task, options)) {
         task->release();
         throw LoopStopped("post refused: the loop is stopped");
@@ -193,9 +192,9 @@ protected:
   }
 
 private:
+  /// A new task with one reference, its stop token linked. Allocation failures free it.
   template <class F>
-  auto* make_task(F&& fn, detail::TaskKind kind, std::uint32_t refs, SubmitOptions& options,
-                  const std::source_location& where) const {
+  auto make_task(F&& fn, detail::TaskKind kind, SubmitOptions& options, const std::source_location& where) const {
     using Function = detail::function_type_for<F>;
     using Traits = detail::task_traits<Function>;
     if constexpr (Traits::coroutine) {
@@ -205,15 +204,17 @@ private:
     }
     detail::check_callable(fn);
     core().check_started();
-    auto* task = new detail::Task<task_result_t<F>, Function>(*core_, kind, refs, Function(std::forward<F>(fn)));
+    using Task = detail::Task<task_result_t<F>, Function>;
+    auto task = detail::Ref<Task>::adopt(new Task(*core_, kind, 1, Function(std::forward<F>(fn))));
     task->context = detail::this_thread_context();
     task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
+    task->link_stop_token(std::move(options.stop));
     return task;
   }
 
   /// Hands the task's queue reference to the loop. False if the loop refused it (the task
   /// is then settled with LoopStopped and the caller still owns that reference). On
-  /// QueueFull the task is dropped unsettled and the caller's references free it.
+  /// QueueFull (or an allocation failure) the queue's reference is released, unsettled.
   bool enqueue(detail::TaskBase& task, const SubmitOptions& options) const {
     detail::LoopCore& loop = *core_;
     try {

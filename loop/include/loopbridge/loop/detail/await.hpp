@@ -45,11 +45,13 @@ public:
 
   static void start(Ref<StateBase> awaited, Handler handler, LoopCore& home, OnCancel on_cancel) {
     auto node = std::make_unique<HomeWait>(std::move(awaited), std::move(handler), home, on_cancel);
+    // Everything that may throw (out of memory) comes before the wait is registered: a
+    // failed start leaves with the whole node.
+    node->slot_ = boost::asio::get_associated_cancellation_slot(node->handler_);
+    if (node->slot_.is_connected()) node->slot_.template emplace<CancelHandler>(node.get());
     const bool registered = node->awaited_->set_continuation(*node);
     HomeWait& self = *node.release();
     home.register_wait(self);
-    self.slot_ = boost::asio::get_associated_cancellation_slot(self.handler_);
-    if (self.slot_.is_connected()) self.slot_.template emplace<CancelHandler>(&self);
     if (!registered) self.on_settled();
   }
 
@@ -99,6 +101,14 @@ private:
     auto executor = boost::asio::get_associated_executor(handler, home_->executor());
     LoopCore& home = *home_;  // alive: this runs on its thread, inside its drain
     delete this;
+    if constexpr (std::is_same_v<decltype(executor), boost::asio::any_io_executor>) {
+      if (TaskBase* task = task_of(executor)) {
+        // A task's coroutine: resumed here as its executor would (a dispatch runs it
+        // inline), without the type-erased dispatch's allocation.
+        run_task_stretch(*task, Ref<StateBase>::share(&task->state()), [&] { std::move(handler)(ec); });
+        return;
+      }
+    }
     try {
       boost::asio::dispatch(executor, [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
     } catch (...) {

@@ -25,6 +25,9 @@ public:
 
   /// The task's context, installed on the receiving thread while the function runs.
   std::shared_ptr<const ContextData> context;
+  /// The receiving host's mailbox is a list of these links: handing a call over allocates
+  /// nothing.
+  HandoffCall* next_in_mailbox = nullptr;
 };
 
 template <class F>

@@ -3,7 +3,6 @@
 #include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 
-#include <deque>
 #include <memory>
 #include <mutex>
 
@@ -40,12 +39,16 @@ public:
   };
 
 private:
-  /// Refuses the queued calls once nothing on this thread waits or expects any. Locked.
-  std::deque<HandoffCall*> take_refused_locked();
-  static void refuse_all(std::deque<HandoffCall*>& calls) noexcept;
+  /// The queued calls, oldest first, once nothing on this thread waits or expects any (then
+  /// they are to be refused); otherwise null. Locked.
+  HandoffCall* take_refused_locked() noexcept;
+  static void refuse_all(HandoffCall* calls) noexcept;
 
   std::mutex mutex_;
-  std::deque<HandoffCall*> calls_;
+  // The mailbox, oldest first (linked by next_in_mailbox). Nothing here allocates: a wait
+  // that ends must never fail to refuse what is left.
+  HandoffCall* calls_head_ = nullptr;
+  HandoffCall* calls_tail_ = nullptr;
   const StateBase* waiting_on_ = nullptr;
   int expecting_ = 0;
 };

@@ -184,6 +184,8 @@ public:
   bool running = false;
   bool cancel_delivered = false;
   bool settled = false;
+  /// What escaped a stretch of its coroutine (escaped_task_stretch).
+  std::exception_ptr escaped_error;
   boost::asio::cancellation_signal cancel_signal;
 
 protected:
@@ -336,6 +338,8 @@ public:
   /// is a wake-up left from before the stop, or a sign that another thread runs the
   /// io_context (reported, and handed back to the loop thread).
   void drain_borrowed() noexcept;
+  /// First thing a drain handler does: a later push may post the next wake-up.
+  void wake_taken() noexcept { wake_pending_.exchange(false, std::memory_order_acq_rel); }
   /// A lifecycle coroutine (start or stop sequence) ended; the io_context stops once the
   /// stop has finished and none is left.
   void sequence_ended() noexcept;
@@ -361,10 +365,17 @@ public:
   void stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept;
   /// The tasks in flight (loop thread).
   std::vector<TaskInfo> in_flight_snapshot() const;
+  /// An exception left a stretch of `task`'s coroutine. Asio lets one out when an operation
+  /// the coroutine awaited throws from its initiation (std::bad_alloc), after giving up the
+  /// coroutine: the task fails with it once its frame is destroyed. Also reported.
+  void escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept;
   void register_wait(PendingWait& wait) noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
 
 private:
+  template <class>
+  friend class WakeAllocator;
+
   class StopCommand final : public Command {
   public:
     void execute(LoopCore& core) noexcept override { core.execute_stop(); }
@@ -379,6 +390,8 @@ private:
   /// Stops the io_context once the stop has finished and no lifecycle coroutine is left,
   /// so none of their frames stays behind in it.
   void stop_io_when_idle() noexcept;
+  /// Posts a drain handler unless one is pending already (it will find what was pushed).
+  void wake() noexcept;
   /// Loop thread, after the last run: what a borrowed io_context keeps is left to its owner
   /// (and reported); the io_context is no longer driven by this loop.
   void leave_borrowed_io_context() noexcept;
@@ -410,6 +423,8 @@ private:
   bool wait_latch(const std::atomic<bool>& flag, std::chrono::steady_clock::time_point deadline);
   /// Closes the queue and settles (discards) what was left in it.
   void close_queue() noexcept;
+  /// After the last run: waits until every push that woke the loop has finished posting.
+  void wait_for_late_wakes() noexcept;
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;
   /// A queued submission left the queue (started, refused or discarded).
@@ -476,6 +491,7 @@ private:
 
   StopCommand stop_command_;
   std::atomic<bool> stop_requested_{false};
+
   StopOptions active_stop_;  // loop thread: the options of the stop under way
 
   // Start and finish latches, shared with the host thread.
@@ -488,6 +504,31 @@ private:
   StopOptions requested_stop_;
   std::chrono::steady_clock::time_point stop_requested_at_{};
   std::chrono::nanoseconds stop_duration_{0};
+
+  // The memory of the one wake-up (drain handler) that may be pending in io_ at a time, so
+  // that waking the loop never allocates. See wake().
+  static constexpr std::size_t kWakeSlotSize = 128;
+  alignas(std::max_align_t) std::byte wake_slot_[kWakeSlotSize];
+  std::atomic<bool> wake_pending_{false};
+  // Pushes that found the queue empty and have finished waking the loop; every batch the
+  // loop takes (loop thread) began with one of them.
+  std::atomic<std::uint64_t> first_push_wakes_{0};
+  std::uint64_t batches_taken_ = 0;
 };
+
+/// Runs `resume` as one stretch of `task`'s coroutine on its loop thread, as the task's
+/// executor runs every resumption: timed (stall detection), with the task's context
+/// installed. `keep` holds the task for the stretch, in which its coroutine may end.
+template <class F>
+void run_task_stretch(TaskBase& task, [[maybe_unused]] Ref<StateBase> keep, F&& resume) noexcept {
+  RunScope scope(task.core(), task.label);
+  auto outer = exchange_this_thread_context(task.context);
+  try {
+    std::forward<F>(resume)();
+  } catch (...) {
+    task.core().escaped_task_stretch(task, std::current_exception());
+  }
+  exchange_this_thread_context(std::move(outer));
+}
 
 }  // namespace loopbridge::detail

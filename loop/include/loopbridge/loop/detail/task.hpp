@@ -177,9 +177,25 @@ private:
     core().task_left(*this);
   }
 
+  /// Settles the task if its frame is destroyed before the body ended: Asio gives up a
+  /// coroutine whose awaited operation threw from its initiation, or dropped its handler.
+  struct FrameGuard {
+    Task& task;
+    ~FrameGuard() {
+      if (task.settled) return;
+      std::exception_ptr error = task.escaped_error;
+      if (!error) {
+        error = std::make_exception_ptr(TaskAbandoned(
+            "task's coroutine was destroyed before it finished: an operation it awaited dropped its handler"));
+      }
+      task.complete(std::nullopt, std::move(error));
+    }
+  };
+
   // Owns a reference until its frame is gone: Asio touches the cancellation slot (in the
   // task) until the body has ended.
   static EntryPoint drive(Ref<Task> self) {
+    FrameGuard guard{*self};  // destroyed after the body's frames
     std::optional<Stored<T>> value;
     std::exception_ptr error;
     try {
