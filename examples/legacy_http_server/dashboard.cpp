@@ -3,7 +3,9 @@
 #include <boost/json.hpp>
 #include <boost/json/src.hpp>  // Boost.JSON header-only: compiled into this file once
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <utility>
 #include <vector>
 
@@ -126,12 +128,32 @@ std::string service_answer(std::string_view service, int user) {
   return boost::json::serialize(answer);
 }
 
+namespace {
+
+// Boost.JSON reads a number beyond double's range (1e999) as infinity, which it would then
+// write as `Infinity`: not JSON. Such an answer is refused like any other bad one.
+bool numbers_are_finite(const boost::json::value& value) {
+  switch (value.kind()) {
+    case boost::json::kind::double_:
+      return std::isfinite(value.get_double());
+    case boost::json::kind::array:
+      return std::all_of(value.get_array().begin(), value.get_array().end(), numbers_are_finite);
+    case boost::json::kind::object:
+      return std::all_of(value.get_object().begin(), value.get_object().end(),
+                         [](const auto& member) { return numbers_are_finite(member.value()); });
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
 std::string combine_answers(int user, const std::array<std::string, kServiceCount>& answers) {
   boost::json::object combined{{"user", user}};
   for (std::size_t i = 0; i < kServiceCount; ++i) {
     boost::system::error_code error;
     boost::json::value answer = boost::json::parse(answers[i], error);
-    if (error || !answer.is_object()) {
+    if (error || !answer.is_object() || !numbers_are_finite(answer)) {
       throw BadUpstreamAnswer("the " + std::string(kServices[i]) + " service did not answer a JSON object");
     }
     combined[kServices[i]] = std::move(answer);

@@ -62,7 +62,8 @@ std::optional<UpstreamQuery> parse_upstream_target(std::string_view target);
 /// The JSON document `service` answers for `user` (made-up but deterministic data).
 std::string service_answer(std::string_view service, int user);
 
-/// An upstream answered something that is not a JSON object.
+/// An upstream answered something that is not a JSON object (or holds a number JSON cannot
+/// write back: beyond the range of a double).
 class BadUpstreamAnswer : public std::runtime_error {
 public:
   using std::runtime_error::runtime_error;
@@ -70,7 +71,7 @@ public:
 
 /// Combines the three services' answers (in kServices order) into the dashboard document:
 /// `{"user": N, "profile": {...}, "orders": {...}, "recommendations": {...}}`.
-/// Throws BadUpstreamAnswer when an answer is not a JSON object.
+/// Throws BadUpstreamAnswer when an answer is not a JSON object or holds such a number.
 std::string combine_answers(int user, const std::array<std::string, kServiceCount>& answers);
 
 }  // namespace dashboard

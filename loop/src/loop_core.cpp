@@ -382,7 +382,7 @@ LoopStats LoopCore::stats() const noexcept {
   s.abandoned = load(abandoned_count_);
   s.rejected = load(rejected_);
   s.rejected_full = load(rejected_full_);
-  s.queued = load(queued_);
+  s.queued = queued();
   s.in_flight = s.queued + load(running_);
   s.submitted = load(submitted_);
   s.queue_depth = queue_.depth();
@@ -480,7 +480,7 @@ bool LoopCore::admit(const SubmitOptions& options) {
     return false;
   }
   if (options_.queue_capacity == 0) {
-    queued_.fetch_add(1, std::memory_order_relaxed);
+    queued_in_.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
   if (try_reserve()) return true;
@@ -501,11 +501,19 @@ bool LoopCore::admit(const SubmitOptions& options) {
 }
 
 bool LoopCore::try_reserve() noexcept {
-  std::uint64_t queued = queued_.load(std::memory_order_relaxed);
-  while (queued < options_.queue_capacity) {
-    if (queued_.compare_exchange_weak(queued, queued + 1, std::memory_order_relaxed)) return true;
+  std::uint64_t in = queued_in_.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint64_t out = queued_out_.load(std::memory_order_relaxed);
+    if (in > out && in - out >= options_.queue_capacity) return false;
+    if (queued_in_.compare_exchange_weak(in, in + 1, std::memory_order_relaxed)) return true;
   }
-  return false;
+}
+
+std::uint64_t LoopCore::queued() const noexcept {
+  // Leaving is counted after entering; read in the other order, the two may cross.
+  const std::uint64_t out = queued_out_.load(std::memory_order_relaxed);
+  const std::uint64_t in = queued_in_.load(std::memory_order_relaxed);
+  return in > out ? in - out : 0;
 }
 
 bool LoopCore::wait_for_room(Clock::time_point deadline) {
@@ -535,12 +543,12 @@ void LoopCore::wake_full_waiters() noexcept {
 
 bool LoopCore::push_admitted(Command& command) noexcept {
   if (push(command)) return true;
-  queued_.fetch_sub(1, std::memory_order_relaxed);
+  queued_in_.fetch_sub(1, std::memory_order_relaxed);
   rejected_.fetch_add(1, std::memory_order_relaxed);
   return false;
 }
 
-void LoopCore::dequeued() noexcept { queued_.fetch_sub(1, std::memory_order_relaxed); }
+void LoopCore::dequeued() noexcept { bump(queued_out_); }
 
 void LoopCore::running_delta(std::int64_t delta) noexcept {
   running_.store(running_.load(std::memory_order_relaxed) + static_cast<std::uint64_t>(delta),
@@ -812,6 +820,10 @@ void LoopCore::notify_progress() noexcept {
 
 void LoopCore::abandon_remaining(bool dropped) noexcept {
   const auto now = Clock::now();
+  // One exception for every dropped task: a stop may drop tens of thousands.
+  const std::exception_ptr dropped_error =
+      dropped ? std::make_exception_ptr(TaskCancelled("task dropped at stop: its frame was destroyed without resuming"))
+              : nullptr;
   while (TaskBase* task = in_flight_head_) {
     running_delta(-1);
     if (dropped) {
@@ -831,7 +843,7 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
     abandoned_.push_back(task);
     task->settled = true;
     task->settle_exception(
-        dropped ? std::make_exception_ptr(TaskCancelled("task dropped at stop: its frame was destroyed without resuming"))
+        dropped ? dropped_error
                 : std::make_exception_ptr(
                       TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline")));
     task_left(*task);

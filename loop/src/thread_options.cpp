@@ -48,6 +48,7 @@ void pin_this_thread(const std::vector<unsigned>& cpus) {
 }  // namespace
 
 void check_thread_options(const LoopOptions& options) {
+  if (options.cpu_affinity.empty() && options.stack_size == 0) return;  // no system reads for the common case
   const std::size_t present = present_cpus();
   for (unsigned cpu : options.cpu_affinity) {
     if (cpu >= present) {

@@ -117,7 +117,13 @@ TEST_CASE("the loop reports the backend loopbridge was built for and really runs
   CHECK(loop.backend() == kBuiltFor);
   CHECK(to_string(loop.backend()) == (kBuiltFor == IoBackend::io_uring ? "io_uring" : "epoll"));
   loop.start();
-  // The kernel object Asio waits on is open in this process while the loop runs.
+  // The kernel object Asio waits on is open in this process once the loop has used a timer
+  // (the io_uring build opens it at construction, to refuse early where it cannot).
+  auto timed = loop.submit([]() -> asio::awaitable<void> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
+    co_await timer.async_wait(asio::use_awaitable);
+  });
+  REQUIRE(timed.wait_for(kDeadline) == std::future_status::ready);
   CHECK(has_descriptor_of(kBuiltFor == IoBackend::io_uring ? "[io_uring]" : "[eventpoll]"));
   if (kBuiltFor == IoBackend::io_uring) CHECK_FALSE(has_descriptor_of("[eventpoll]"));
   loop.stop();

@@ -3,10 +3,10 @@
 #include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
+#include <loopbridge/loop/source_location.hpp>
 #include <loopbridge/loop/task_handle.hpp>
 
 #include <chrono>
-#include <source_location>
 #include <string>
 #include <stop_token>
 #include <utility>
@@ -56,7 +56,7 @@ struct RunOptions {
  */
 template <class F>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::time_point deadline,
-                     RunOptions options = {}, std::source_location where = std::source_location::current()) {
+                     RunOptions options = {}, source_location where = source_location::current()) {
   detail::check_may_block("loopbridge::run");
   if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
   // From here to the end of the wait, this thread takes the task's call_host() requests.
@@ -75,7 +75,7 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
 /// not positive.
 template <class F, class Rep, class Period>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::duration<Rep, Period> timeout,
-                     RunOptions options = {}, std::source_location where = std::source_location::current()) {
+                     RunOptions options = {}, source_location where = source_location::current()) {
   if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("run() timeout must be positive");
   auto now = std::chrono::steady_clock::now();
   auto room = std::chrono::steady_clock::time_point::max() - now;

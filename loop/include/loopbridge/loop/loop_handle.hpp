@@ -3,13 +3,13 @@
 #include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task.hpp>
+#include <loopbridge/loop/source_location.hpp>
 #include <loopbridge/loop/task_handle.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
 #include <cstddef>
-#include <source_location>
 #include <vector>
 #include <string_view>
 #include <type_traits>
@@ -63,7 +63,7 @@ public:
    * LoopStopped.
    */
   template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, std::source_location where = std::source_location::current()) const {
+  TaskHandle<task_result_t<F>> submit(F&& fn, source_location where = source_location::current()) const {
     return submit(std::forward<F>(fn), SubmitOptions{}, where);
   }
 
@@ -71,7 +71,7 @@ public:
   /// on) cancels the task as cancel() does. The link ends when the task settles.
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
-                                      std::source_location where = std::source_location::current()) const {
+                                      source_location where = source_location::current()) const {
     SubmitOptions options;
     options.stop = std::move(stop);
     return submit(std::forward<F>(fn), std::move(options), where);
@@ -80,7 +80,7 @@ public:
   /// As submit(fn), with a name, a stop token and a queue-full policy for this call.
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,
-                                      std::source_location where = std::source_location::current()) const {
+                                      source_location where = source_location::current()) const {
     using Result = task_result_t<F>;
     auto task = make_task(std::forward<F>(fn), detail::TaskKind::task, options, where);  // the handle's reference
     // The submitting host thread: the task's call_host() reaches it while it waits.
@@ -102,7 +102,7 @@ public:
    * InvalidArgument, InvalidState as submit().
    */
   template <class F>
-  void post(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
+  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
     using Function = detail::function_type_for<F>;
     if constexpr (detail::task_traits<Function>::coroutine) {
       auto task = make_task(std::forward<F>(fn), detail::TaskKind::detached, options, where);
@@ -194,7 +194,7 @@ protected:
 private:
   /// A new task with one reference, its stop token linked. Allocation failures free it.
   template <class F>
-  auto make_task(F&& fn, detail::TaskKind kind, SubmitOptions& options, const std::source_location& where) const {
+  auto make_task(F&& fn, detail::TaskKind kind, SubmitOptions& options, const source_location& where) const {
     using Function = detail::function_type_for<F>;
     using Traits = detail::task_traits<Function>;
     if constexpr (Traits::coroutine) {

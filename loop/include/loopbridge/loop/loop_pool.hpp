@@ -1,12 +1,12 @@
 #pragma once
 
 #include <loopbridge/loop/background_loop.hpp>
+#include <loopbridge/loop/source_location.hpp>
 
 #include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
-#include <source_location>
 #include <vector>
 
 namespace loopbridge {
@@ -76,24 +76,24 @@ public:
 
   /// submit() on the next loop in round-robin order.
   template <class F>
-  auto submit(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
+  auto submit(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
     return next().submit(std::forward<F>(fn), std::move(options), where);
   }
   /// submit() on the loop `key` maps to.
   template <class Key, class F>
   auto submit_keyed(const Key& key, F&& fn, SubmitOptions options = {},
-                    std::source_location where = std::source_location::current()) const {
+                    source_location where = source_location::current()) const {
     return for_key(key).submit(std::forward<F>(fn), std::move(options), where);
   }
   /// post() on the next loop in round-robin order.
   template <class F>
-  void post(F&& fn, SubmitOptions options = {}, std::source_location where = std::source_location::current()) const {
+  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
     next().post(std::forward<F>(fn), std::move(options), where);
   }
   /// post() on the loop `key` maps to.
   template <class Key, class F>
   void post_keyed(const Key& key, F&& fn, SubmitOptions options = {},
-                  std::source_location where = std::source_location::current()) const {
+                  source_location where = source_location::current()) const {
     for_key(key).post(std::forward<F>(fn), std::move(options), where);
   }
 

@@ -1,9 +1,10 @@
 #pragma once
 
+#include <loopbridge/loop/source_location.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <source_location>
 #include <string>
 #include <vector>
 
@@ -57,7 +58,7 @@ struct TaskInfo {
   std::string name;             ///< SubmitOptions::name; empty if none was given
   TaskPhase phase = TaskPhase::running;  ///< running, or cancelling
   std::chrono::nanoseconds age{0};  ///< since its submit() call
-  std::source_location where;   ///< the submit() call that made it
+  source_location where;   ///< the submit() call that made it
   std::uint64_t id = 0;         ///< the loop's start order
 
   /// One line: `name (file:line, age 12 ms, running)`.
@@ -69,7 +70,7 @@ struct TaskInfo {
 struct StallReport {
   std::string loop;        ///< the loop's name
   std::string task;        ///< the running task's name; "(unnamed)" or "(posted)" if it has none
-  std::source_location where;  ///< the submit() call of that task
+  source_location where;  ///< the submit() call of that task
   std::chrono::nanoseconds duration{0};  ///< how long that one stretch ran
 };
 

@@ -67,6 +67,7 @@ public:
 
 private:
   struct CancelHandler {
+    explicit CancelHandler(HomeWait* waiting) noexcept : self(waiting) {}
     HomeWait* self;
     void operator()(boost::asio::cancellation_type_t) const noexcept {
       if (self->on_cancel_ != OnCancel::detach) self->awaited_->request_cancel();

@@ -1,14 +1,15 @@
 #pragma once
 
+#include <loopbridge/loop/backend.hpp>
+#include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/detail/command_queue.hpp>
 #include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/detail/worker_pool.hpp>
-#include <loopbridge/loop/backend.hpp>
-#include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/options.hpp>
+#include <loopbridge/loop/source_location.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -28,7 +29,6 @@
 #include <mutex>
 #include <memory>
 #include <optional>
-#include <source_location>
 #include <stop_token>
 #include <string>
 #include <vector>
@@ -92,7 +92,7 @@ public:
 /// What identifies a submission in stats, stall reports and the in-flight list.
 struct TaskLabel {
   std::string name;
-  std::source_location where;
+  source_location where;
   std::chrono::steady_clock::time_point submitted_at;
 };
 
@@ -432,6 +432,8 @@ private:
   void running_delta(std::int64_t delta) noexcept;
   /// Under a queue capacity: takes a place if one is free.
   bool try_reserve() noexcept;
+  /// Accepted submissions still waiting in the queue.
+  std::uint64_t queued() const noexcept;
   /// QueueFullPolicy::wait: waits for a place until `deadline`; false if none came.
   bool wait_for_room(std::chrono::steady_clock::time_point deadline);
   /// Loop thread: wakes submissions waiting for room.
@@ -470,11 +472,12 @@ private:
   bool io_may_stop_ = false;
 
   // Counters, read anywhere without a lock. Outcomes are written by the loop thread only;
-  // the host side of a submission (submitted_, queued_, refusals) uses fetch_add.
+  // the host side of a submission (submitted_, queued_in_, refusals) uses fetch_add. The
+  // queued count is split by side (in - out) so that no cache line is written by both.
   alignas(64) std::atomic<std::uint64_t> submitted_{0};
-  std::atomic<std::uint64_t> queued_{0};
-  alignas(64) std::atomic<std::uint64_t> completed_{0}, failed_{0}, cancelled_{0}, abandoned_count_{0}, running_{0},
-      stalls_{0};
+  std::atomic<std::uint64_t> queued_in_{0};
+  alignas(64) std::atomic<std::uint64_t> queued_out_{0}, completed_{0}, failed_{0}, cancelled_{0},
+      abandoned_count_{0}, running_{0}, stalls_{0};
   std::atomic<std::int64_t> longest_stretch_ns_{0};
   std::atomic<std::uint64_t> rejected_{0}, rejected_full_{0}, unhandled_errors_{0};
   DurationHistogram lag_;
