@@ -1,7 +1,9 @@
 # LOOPBRIDGE_SANITIZE applies to the whole build so that the library, the tests and the
 # examples are instrumented alike (a half-instrumented binary gives false reports).
 if(LOOPBRIDGE_SANITIZE)
-  set(_loopbridge_sanitize_flags -fsanitize=${LOOPBRIDGE_SANITIZE} -fno-omit-frame-pointer -g)
+  # -g1 (line tables): reports name every frame's file and line, and the sanitizer builds
+  # compile about a third faster than with full debug information.
+  set(_loopbridge_sanitize_flags -fsanitize=${LOOPBRIDGE_SANITIZE} -fno-omit-frame-pointer -g1)
   if(LOOPBRIDGE_SANITIZE MATCHES "thread" AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU")
     # Asio's handler invocation uses std::atomic_thread_fence, which TSan does not model; the
     # handlers loopbridge posts cross threads through the scheduler's mutex, which it does.
