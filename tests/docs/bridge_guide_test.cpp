@@ -3,6 +3,7 @@
 
 #include <loopbridge/loopbridge.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -21,13 +22,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-boost::asio::awaitable<void> pause(std::chrono::milliseconds duration) {
-  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, duration);
-  co_await timer.async_wait(boost::asio::use_awaitable);
-}
-
 boost::asio::awaitable<int> fetch_answer() {
-  co_await pause(1ms);
+  co_await loopbridge::test::sleep_for(1ms);
   co_return 42;
 }
 
@@ -36,7 +32,7 @@ std::atomic<int> polls{0};
 boost::asio::awaitable<void> poll_forever() {
   for (;;) {
     ++polls;
-    co_await pause(5ms);
+    co_await loopbridge::test::sleep_for(5ms);
   }
 }
 
@@ -65,7 +61,7 @@ private:
 using Reply = std::string;
 
 boost::asio::awaitable<std::string> fetch_remote() {
-  co_await pause(1ms);
+  co_await loopbridge::test::sleep_for(1ms);
   co_return "remote data";
 }
 

@@ -4,6 +4,7 @@
 
 #include <loopbridge/loopbridge.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -32,16 +33,11 @@ struct Response {
   std::string body;
 };
 
-boost::asio::awaitable<void> pause(std::chrono::milliseconds duration) {
-  boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, duration);
-  co_await timer.async_wait(boost::asio::use_awaitable);
-}
-
 /// State the loop's tasks share: touched on the loop thread only.
 class Cache {
 public:
   boost::asio::awaitable<void> warm_up() {
-    co_await pause(1ms);  // say, a first load from a database
+    co_await loopbridge::test::sleep_for(1ms);  // say, a first load from a database
     names_ = {{1, "ada"}, {2, "grace"}};
   }
   boost::asio::awaitable<void> flush() {
@@ -60,7 +56,7 @@ private:
 
 /// The async work behind a request, on the loop thread; user 0's upstream never answers.
 boost::asio::awaitable<std::string> fetch_dashboard(const Cache& cache, int user) {
-  co_await pause(user == 0 ? std::chrono::milliseconds(std::chrono::hours(1)) : 1ms);
+  co_await loopbridge::test::sleep_for(user == 0 ? std::chrono::milliseconds(std::chrono::hours(1)) : 1ms);
   co_return "{\"user\": \"" + cache.name(user) + "\"}";
 }
 

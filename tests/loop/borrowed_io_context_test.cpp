@@ -37,7 +37,7 @@ bool nothing_left_ready(asio::io_context& io, IoBackend backend) {
   return backend == IoBackend::io_uring || ran == 0;
 }
 
-asio::awaitable<void> stubborn(StubbornProbe* probe, std::chrono::steady_clock::duration after_cancel) {
+asio::awaitable<void> stubborn_task(StubbornProbe* probe, std::chrono::steady_clock::duration after_cancel) {
   struct Witness {
     StubbornProbe* probe;
     ~Witness() { probe->destroyed = true; }
@@ -136,7 +136,7 @@ TEST_CASE("a task abandoned on a borrowed io_context is reported and its frame d
   {
     BackgroundLoop loop(*io, {.name = "lb-b-abandon", .error_handler = errors.handler()});
     loop.start();
-    auto task = loop.submit([&] { return stubborn(&probe, std::chrono::hours(1)); });
+    auto task = loop.submit([&] { return stubborn_task(&probe, std::chrono::hours(1)); });
     REQUIRE(eventually([&] { return loop.queue_depth() == 0; }));
     ShutdownReport report = loop.stop({.cancel_timeout = 50ms});
     REQUIRE(task.ready());
@@ -160,7 +160,7 @@ TEST_CASE("a task abandoned on a borrowed io_context finishes on its owner's thr
   {
     BackgroundLoop loop(io, {.name = "lb-b-resume", .error_handler = errors.handler()});
     loop.start();
-    auto task = loop.submit([&] { return stubborn(&probe, 200ms); });
+    auto task = loop.submit([&] { return stubborn_task(&probe, 200ms); });
     REQUIRE(eventually([&] { return loop.queue_depth() == 0; }));
     loop.stop({.cancel_timeout = 20ms});
     CHECK_THROWS_AS(task.get(), TaskAbandoned);

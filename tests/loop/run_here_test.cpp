@@ -13,7 +13,7 @@ using namespace loopbridge::test;
 
 namespace {
 
-struct HookFailed : std::runtime_error {
+struct RunHereHookFailed : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -144,9 +144,9 @@ TEST_CASE("a throwing on_start hook makes run_here throw it after undoing the ho
                      });
   loop.on_start([]() -> asio::awaitable<void> {
     co_await sleep_for(1ms);
-    throw HookFailed("cannot open");
+    throw RunHereHookFailed("cannot open");
   });
-  CHECK_THROWS_AS(loop.run_here(), HookFailed);
+  CHECK_THROWS_AS(loop.run_here(), RunHereHookFailed);
   CHECK(closed);
   CHECK(loop.state() == LoopState::stopped);
   CHECK(current_loop() == nullptr);

@@ -4,13 +4,13 @@
 # misuse catalogue), the soak, the lifetime test under valgrind, and the fuzz harnesses.
 # Failing tests do not stop the run: they are what the report is for.
 # Usage: bash tests/reliability/report.sh [--soak-minutes N] [--fuzz-seconds N]
-#                                         [--presets "dev asan tsan"] [--no-valgrind]
+#                                         [--presets "dev uring asan tsan"] [--no-valgrind]
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 soak_minutes=2
 fuzz_seconds=60
-presets=(dev asan tsan)
+presets=(dev uring asan tsan)
 use_valgrind=1
 while (($# > 0)); do
   case "$1" in
@@ -230,9 +230,15 @@ mkdir -p "$block"
     definitely=$(sed -nE 's/.*definitely lost: ([0-9,]+ bytes).*/\1/p' "$out/valgrind.log" | tail -n 1)
     indirectly=$(sed -nE 's/.*indirectly lost: ([0-9,]+ bytes).*/\1/p' "$out/valgrind.log" | tail -n 1)
     errors=$(sed -nE 's/.*ERROR SUMMARY: ([0-9,]+) errors.*/\1/p' "$out/valgrind.log" | tail -n 1)
+    valgrind_status=$(status_of valgrind)
+    case "$valgrind_status" in
+      0) verdict="passed" ;;
+      99) verdict="**FAILED**: memcheck found errors or leaks" ;;
+      *) verdict="**FAILED**: the test itself failed under valgrind (exit status ${valgrind_status:-?}; see the log)" ;;
+    esac
     echo
     echo "valgrind memcheck, 200 cycles (dev build): definitely lost ${definitely:-0 bytes}," \
-      "indirectly lost ${indirectly:-0 bytes}, ${errors:-?} errors (exit status $(status_of valgrind))." \
+      "indirectly lost ${indirectly:-0 bytes}, ${errors:-?} errors: ${verdict}." \
       "LeakSanitizer runs at the exit of every test process in the asan preset."
   fi
 } > "$block/LIFETIME"
@@ -245,6 +251,7 @@ mkdir -p "$block"
   for preset in "${presets[@]}"; do
     case "$preset" in
       dev) what="g++ -O0, reliability + loop + bridge tests" ;;
+      uring) what="g++ -O0 on io_uring instead of epoll" ;;
       asan) what="AddressSanitizer + UBSan (LeakSanitizer at exit)" ;;
       tsan) what="ThreadSanitizer" ;;
       *) what="$preset" ;;

@@ -1,6 +1,7 @@
 // The soak: random scenarios (scenario.hpp) back to back for a given time, checking every
 // invariant after each and the process's threads, descriptors and resident memory against
-// a baseline taken after a warm-up. Stops by itself; exits 1 on the first violation.
+// a baseline taken after a warm-up (and resident memory at the end against it). Stops by
+// itself; exits 1 on the first violation.
 //
 // Usage: reliability_soak SECONDS [SEED]
 
@@ -85,6 +86,14 @@ int main(int argc, char** argv) {
     }
   }
   const auto rss_end = resident_bytes();
+  // Memory: after the warm-up, scenarios come and go; what they leave must not pile up.
+  // The bound leaves room for the allocator's arenas and caches, not for a per-scenario leak.
+  constexpr std::size_t kRssGrowthBound = std::size_t{16} << 20;
+  if (scenarios > 3 && rss_end > rss_baseline + kRssGrowthBound) {
+    std::printf("soak: FAILED: resident memory grew from %zu KiB to %zu KiB over %llu scenarios\n",
+                rss_baseline / 1024, rss_end / 1024, static_cast<unsigned long long>(scenarios));
+    return 1;
+  }
   // One line of key=value figures, read by report.sh.
   std::printf(
       "soak: result seconds=%lld scenarios=%llu operations=%llu submissions=%llu faults=%llu values=%llu "
