@@ -104,15 +104,13 @@ TARGETS = [
 BOUNDS = {
     "tp_post": (
         "Each post pays for the loop's statistics: the host reads the clock to stamp the "
-        "submission, the loop thread reads it twice more around the callable (stall detection, "
-        "longest handler) and records the lag in a histogram, and the host's two counter "
-        "increments (`submitted_`, `queued_`) share a cache line with the decrement the loop "
-        "thread makes as it takes each command. On these virtual machines `steady_clock::now()` "
-        "costs about 45-50 ns, as much as a whole post costs Asio; in a post-only run perf puts "
-        "`__vdso_clock_gettime` at about 40 % of the loop thread's samples and 20 % of the "
-        "host's. Stamping and timing a sample of the submissions (or only when statistics or "
-        "stall detection are on), timing a drained batch once instead of each command, and "
-        "moving `queued_` off the host's line would take most of it back."),
+        "submission (submit-to-start lag), the loop thread reads it twice more around the "
+        "callable (stall detection, longest handler) and records the lag in a histogram. On "
+        "these virtual machines `steady_clock::now()` costs 20-50 ns, a large part of what a "
+        "whole post costs Asio; a profile of a post-only run put `__vdso_clock_gettime` at "
+        "about 40 % of the loop thread's samples and 20 % of the host's. (The host's and the "
+        "loop's counters no longer share a cache line.) Stamping a sample of the submissions "
+        "and timing a drained batch once instead of each command would take most of it back."),
     "tp_callable": (
         "The same per-submission clock reads and shared counters as fire-and-forget (see "
         "there), on a path that also allocates the task's state and wakes the host."),
@@ -137,12 +135,10 @@ BOUNDS = {
         "like-for-like comparison is the frames-dropped row."),
     "stop_tokio_drop": (
         "Both destroy the frames without resuming them; loopbridge also settles each handle "
-        "with a `TaskCancelled` of its own, whose `std::system_error` base builds a message "
-        "string, and keeps each task alive until the `io_context` shutdown has destroyed its "
-        "frame. Callgrind: about 1,600 instructions per task to settle it (half of them "
-        "building the exception) and 1,100 to destroy its frame through Asio's scheduler. One "
-        "shared `TaskCancelled` per stop would remove the first half; the second is Asio's "
-        "handler and frame teardown, which the raw Asio row pays too."),
+        "(with one `TaskCancelled` the stop shares among them), takes each task out of its "
+        "in-flight list and keeps it alive until the `io_context` shutdown has destroyed its "
+        "frame. Callgrind put about 1,100 instructions per task in destroying the frame through "
+        "Asio's scheduler, which the raw Asio row pays too; a Tokio task is freed in place."),
     "stop_asio": (
         "Both sides pay the same unwinding: Asio's `use_awaitable` throws into the task's "
         "frame and `co_spawn`'s entry point rethrows it, two throws per task as in loopbridge. "
@@ -154,26 +150,17 @@ BOUNDS = {
         "Besides creating and joining the thread, a start and a stop hand over between threads "
         "three more times: `start()` waits for the loop thread to say it runs, the stop command "
         "wakes the loop thread, and the host waits on a latch for the loop thread to finish "
-        "before joining it. And each loop now opens its I/O backend when it is created (a "
-        "`steady_timer` probe, so that a refused io_uring shows at once): an epoll instance, an "
-        "eventfd and a timerfd are created, registered and closed for every loop; the thread "
-        "options also read `/sys/devices/system/cpu/possible` (`sysconf(_SC_NPROCESSORS_CONF)`) "
-        "at every start. strace per start + stop: 3 `epoll_ctl`, 2 `epoll_wait`, 4 `close`, an "
-        "`openat` and a `read` that a bare thread does not make. With the probe taken out (an "
-        "experiment), start + stop drops from about 130 to about 40 us on this machine. "
-        "Probing once per process on a throwaway `io_context` (or only for io_uring), and "
-        "reading the CPU count once, would take it back."),
+        "before joining it. Each handover is a sleeping wake on these machines (tens of "
+        "microseconds across CPUs). The loop no longer opens epoll when it is made (only the "
+        "io_uring build probes its backend) nor reads the CPU count unless affinity is set."),
     "rt_callable": (
-        "The loop opens its I/O backend when it is created (a `steady_timer` probe), so an "
-        "idle loop waits in `epoll_wait` and is woken through an eventfd, where a raw "
-        "`io_context` without timers or sockets waits on a condition variable. With the probe "
-        "taken out (an experiment), loopbridge's same-CPU round trip is 4.4 us again, as raw "
-        "Asio's; giving the raw `io_context` a timer costs it 0.3 us. On top come the "
-        "submission's clock reads and shared counters (see fire-and-forget)."),
+        "The same wake-up as raw Asio (an idle loop without timers or sockets waits on the "
+        "io_context's condition variable), plus the submission's statistics: a clock read on "
+        "each side for the lag, two around the callable, and the counters (see "
+        "fire-and-forget)."),
     "rt_coroutine": (
-        "As for callables: the I/O backend opened at creation makes every wake an eventfd "
-        "write and an `epoll_wait` return; the timing executor adds clock reads around the "
-        "coroutine's resumption."),
+        "As for callables, plus the timing executor's clock reads around each resumption of "
+        "the coroutine."),
     "python": (
         "Python's figure is bounded by the interpreter, not by loopbridge: see the absolute "
         "figures below."),
