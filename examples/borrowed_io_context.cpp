@@ -9,6 +9,8 @@
 
 #include <loopbridge/loopbridge.hpp>
 
+#include "common/processes.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -20,7 +22,6 @@
 
 #include <pthread.h>
 
-#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -33,11 +34,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string this_thread_name() {
-  char name[16] = {};
-  ::pthread_getname_np(::pthread_self(), name, sizeof name);
-  return name;
-}
+using examples::this_thread_name;
 
 // ---- The third party: Boost.Beast, callbacks, a plain io_context& ----
 
@@ -89,14 +86,7 @@ private:
 };
 
 std::string curl(unsigned short port) {
-  const std::string command =
-      "curl --silent --show-error --max-time 10 http://127.0.0.1:" + std::to_string(port) + "/";
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return output;
-  char chunk[256];
-  while (std::fgets(chunk, sizeof chunk, pipe) != nullptr) output += chunk;
-  return ::pclose(pipe) == 0 ? output : "";
+  return examples::run_client("curl --silent --show-error --max-time 10 http://127.0.0.1:" + std::to_string(port) + "/");
 }
 
 }  // namespace

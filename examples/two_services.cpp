@@ -12,6 +12,8 @@
 
 #include <loopbridge/loopbridge.hpp>
 
+#include "common/processes.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,8 +23,6 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-
-#include <pthread.h>
 
 #include <algorithm>
 #include <cctype>
@@ -38,11 +38,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-std::string this_thread_name() {
-  char name[16] = {};
-  ::pthread_getname_np(::pthread_self(), name, sizeof name);
-  return name;
-}
+using examples::this_thread_name;
 
 // ---- Third party 1: an HTTP service written with Boost.Beast, callbacks, any executor ----
 
@@ -159,15 +155,7 @@ private:
 
 // ---- The host side ----
 
-// Runs a client program; returns what it printed, or "" when it failed.
-std::string run_client(const std::string& command) {
-  std::string output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return output;
-  char chunk[256];
-  while (std::fgets(chunk, sizeof chunk, pipe) != nullptr) output += chunk;
-  return ::pclose(pipe) == 0 ? output : "";
-}
+using examples::run_client;
 
 }  // namespace
 
