@@ -5,6 +5,7 @@
 #include <loopbridge/loop/errors.hpp>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -141,7 +142,16 @@ public:
   /// `co_await handle.async_get()`: suspends the coroutine (not the thread) until the task
   /// settles, then returns its value or rethrows its exception. Works across loops. The
   /// handle must outlive the co_await.
+  ///
+  /// Throws DeadlockError when the awaiting code runs as the task itself (its coroutine, or
+  /// one it co_spawned on its executor): the task would wait for its own end (asyncio's
+  /// "Task cannot await on itself").
   boost::asio::awaitable<T> async_get() {
+    detail::StateBase& state = checked();
+    if (detail::TaskBase* self = detail::task_of(co_await boost::asio::this_coro::executor);
+        self != nullptr && &self->state() == &state) {
+      throw DeadlockError("a task awaited its own handle: it would wait for its own end");
+    }
     auto wait_op = async_wait(boost::asio::use_awaitable);
     co_await std::move(wait_op);
     co_return take();
