@@ -575,14 +575,18 @@ def main():
         md.append(f"| `{run['tag']}` | {describe(run)} | {run['date']} | "
                   f"{run['rounds'] * run['blocks_per_round']} ({run['size']}) | {busy} |")
     md.append("")
+    newest = max(run["date"] for run in runs)
     for run in runs:
         rows, misses = target_rows(run)
         if not rows:
             continue
         md += [f"## Targets on `{run['tag']}`", "",
                "Ratio: loopbridge ÷ baseline, medians, same run and placement (range over blocks in",
-               "brackets). Where a target names two Tokio runtimes, the faster is the baseline.", "",
-               "| measure | loopbridge | baseline | ratio | goal | verdict |", "|---|---|---|---|---|---|"] + rows + [""]
+               "brackets). Where a target names two Tokio runtimes, the faster is the baseline.", ""]
+        if run["date"] < newest:
+            md += [f"This run measured the code of {run['date']}, older than the newest run's ({newest});",
+                   "the explanations of misses below describe the current code.", ""]
+        md += ["| measure | loopbridge | baseline | ratio | goal | verdict |", "|---|---|---|---|---|---|"] + rows + [""]
         if misses:
             md += ["### Where a target is missed, and what bounds it", ""]
             for t, base, ratio in misses:
