@@ -139,7 +139,7 @@ boost::asio::awaitable<bool> LoopCore::wait_until(const std::function<bool()>& d
 boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, Clock::time_point deadline,
                                                              const char* which) {
   using HookTask = Task<void, Hook>;
-  auto task = Ref<HookTask>::adopt(new HookTask(*this, TaskKind::hook, 1, hook));
+  auto task = Ref<HookTask>::adopt(new HookTask(*this, TaskKind::hook, hook));
   start_task(*task);
   auto finished = [&] { return task->ready(); };
   if (!co_await wait_until(finished, deadline)) {

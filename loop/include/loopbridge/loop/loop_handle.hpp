@@ -205,7 +205,7 @@ private:
     detail::check_callable(fn);
     core().check_started();
     using Task = detail::Task<task_result_t<F>, Function>;
-    auto task = detail::Ref<Task>::adopt(new Task(*core_, kind, 1, Function(std::forward<F>(fn))));
+    auto task = detail::Ref<Task>::adopt(new Task(*core_, kind, Function(std::forward<F>(fn))));
     task->context = detail::this_thread_context();
     task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
     task->link_stop_token(std::move(options.stop));

@@ -117,11 +117,11 @@ class Task final : public TypedState<T>, public TaskBase {
 public:
   static constexpr bool coroutine = task_traits<F>::coroutine;
 
-  /// `initial_refs`: one for each owner the caller is about to hand the task to (the queue,
-  /// a handle).
+  /// Starts with one reference, the creator's; each further owner (the queue, a handle)
+  /// adds its own.
   template <class G>
-  Task(LoopCore& core, TaskKind kind, std::uint32_t initial_refs, G&& fn)
-      : TypedState<T>(initial_refs), TaskBase(core, kind, coroutine), fn_(std::forward<G>(fn)) {}
+  Task(LoopCore& core, TaskKind kind, G&& fn)
+      : TypedState<T>(1), TaskBase(core, kind, coroutine), fn_(std::forward<G>(fn)) {}
 
   void run() noexcept override {
     if constexpr (coroutine) {
@@ -148,8 +148,6 @@ public:
   bool request_cancel() noexcept override { return request_cancel_any_thread(); }
 
 private:
-  void add_ref_for_queue() noexcept { this->add_ref(); }
-
   // The callable's captures are destroyed on the loop thread before the result is published,
   // so a host that sees the result also sees them gone.
   void complete(std::optional<Stored<T>>&& value, std::exception_ptr error) noexcept {
