@@ -41,14 +41,6 @@ for preset in "${presets[@]}"; do
     continue
   fi
   echo "=== ${preset}: test"
-  if [[ ${preset} == uring ]]; then
-    # Open defect (docs/reliability.md): on io_uring, a few of the HTTP example's upstream
-    # calls intermittently never complete under wrk's load (its deadline answers 504 and
-    # its final count finds them in flight). The rest of the suite runs here as on epoll.
-    echo "=== uring: example.legacy_http_server left out (open io_uring defect, see docs/reliability.md)"
-    ctest --preset "${preset}" --timeout 120 -E '^example[.]legacy_http_server$'
-    continue
-  fi
   ctest --preset "${preset}" --timeout 120
 done
 echo "all presets passed: ${presets[*]}"

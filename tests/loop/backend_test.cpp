@@ -1,8 +1,14 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/local/connect_pair.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -11,12 +17,14 @@
 #include <linux/io_uring.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -103,6 +111,39 @@ Outcome try_a_loop(const char* name) {
   return outcome;
 }
 
+using Stream = asio::local::stream_protocol::socket;
+
+/// Reads one byte `rounds` times, each read started before its byte is sent (with send(2),
+/// not an Asio operation), so that every read waits in the kernel: on io_uring, one
+/// submission entry each, tagged with the reader's read queue, until every entry of the ring
+/// has carried that tag.
+asio::awaitable<void> read_byte_by_byte(Stream& reader, Stream& writer, int rounds) {
+  char in = 0;
+  for (int i = 0; i < rounds; ++i) {
+    auto read = asio::async_initiate<const asio::use_awaitable_t<>&, void(boost::system::error_code, std::size_t)>(
+        [&](auto handler) {
+          reader.async_read_some(asio::buffer(&in, 1), std::move(handler));
+          const char out = 'x';
+          if (::send(writer.native_handle(), &out, 1, 0) != 1) throw std::runtime_error("send failed");
+        },
+        asio::use_awaitable);
+    if (co_await std::move(read) != 1) throw std::runtime_error("a read of one byte read none");
+  }
+}
+
+/// What the reads of the test below saw: nullopt while a read is still pending.
+struct ReadOutcomes {
+  std::optional<boost::system::error_code> cancelled_read;    // b's read, cancelled
+  std::optional<boost::system::error_code> bystander_early;   // a's read, before its data came
+  std::optional<boost::system::error_code> bystander_final;   // a's read, once its data came
+  std::size_t bystander_bytes = 0;
+};
+
+/// "pending", or what the read ended with, for the checks' messages.
+std::string outcome_text(const std::optional<boost::system::error_code>& error) {
+  return error ? (*error ? error->message() : "success") : "pending";
+}
+
 }  // namespace
 
 TEST_CASE("the loop reports the backend loopbridge was built for and really runs on it", "[loop][backend]") {
@@ -162,4 +203,54 @@ TEST_CASE("where a seccomp policy refuses io_uring the constructor throws Backen
     CHECK(outcome.backend == IoBackend::epoll);
     CHECK(outcome.timer_rounds == 3);
   }
+}
+
+TEST_CASE("cancelling one socket's read completes no other socket's read", "[loop][backend]") {
+  // On io_uring, Asio 1.26 (Boost 1.81) wrote its cancel request into a reused submission
+  // entry without clearing the tag an earlier operation left there, so the cancel's answer
+  // completed that earlier operation's socket: a read ended early with end-of-file or
+  // ENOENT, and its real completion was lost (futures that never resolved under load).
+  if (kBuiltFor == IoBackend::io_uring && !kernel_allows_io_uring()) return;
+  BackgroundLoop loop({.name = "lb-cancel-one"});
+  loop.start();
+  auto outcomes = loop.submit([]() -> asio::awaitable<ReadOutcomes> {
+    auto executor = co_await asio::this_coro::executor;
+    Stream a(executor), a_peer(executor), b(executor), b_peer(executor);
+    asio::local::connect_pair(a, a_peer);
+    asio::local::connect_pair(b, b_peer);
+    auto churn = read_byte_by_byte(a, a_peer, 20'000);  // more reads than Asio's ring has entries
+    co_await std::move(churn);
+
+    ReadOutcomes seen;
+    char a_byte = 0, b_byte = 0;
+    a.async_read_some(asio::buffer(&a_byte, 1), [&](boost::system::error_code error, std::size_t bytes) {
+      seen.bystander_final = error;
+      seen.bystander_bytes = bytes;
+    });
+    asio::cancellation_signal cancel_b;
+    b.async_read_some(asio::buffer(&b_byte, 1),
+                      asio::bind_cancellation_slot(cancel_b.slot(), [&](boost::system::error_code error, std::size_t) {
+                        seen.cancelled_read = error;
+                      }));
+    co_await sleep_for(5ms);  // both reads are in the kernel now
+    cancel_b.emit(asio::cancellation_type::terminal);
+    for (int i = 0; i < 200 && !seen.cancelled_read; ++i) co_await sleep_for(5ms);
+    co_await sleep_for(50ms);  // time for a wrongly delivered completion to arrive
+    seen.bystander_early = seen.bystander_final;
+
+    const char data = 'y';
+    asio::write(a_peer, asio::buffer(&data, 1));
+    for (int i = 0; i < 200 && !seen.bystander_final; ++i) co_await sleep_for(5ms);
+    a.close();  // ends a read that never completed, before its handler's captures go
+    b.close();
+    co_await sleep_for(5ms);
+    co_return seen;
+  });
+  require_settles(outcomes, 60s);
+  ReadOutcomes seen = outcomes.get();
+  CHECK(outcome_text(seen.cancelled_read) == outcome_text(asio::error::operation_aborted));
+  CHECK(outcome_text(seen.bystander_early) == "pending");  // was "End of file": b's cancel's answer
+  CHECK(outcome_text(seen.bystander_final) == "success");
+  CHECK(seen.bystander_bytes == 1);
+  loop.stop();
 }
