@@ -13,6 +13,7 @@
 #include <exception>
 #include <memory>
 #include <typeinfo>
+#include <utility>
 
 namespace loopbridge::detail {
 
@@ -315,15 +316,17 @@ std::chrono::nanoseconds DurationHistogram::percentile(const Counts& counts, dou
 }
 
 RunScope::RunScope(LoopCore& core, const TaskLabel& label) noexcept
-    : core_(core), label_(label), start_(Clock::now()), outer_nested_(t_nested) {
+    : core_(core), label_(label), start_(core.scope_start()), outer_nested_(t_nested) {
   t_nested = std::chrono::nanoseconds::zero();
 }
 
 RunScope::~RunScope() {
-  const auto total = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_);
+  const auto end = Clock::now();
+  const auto total = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start_);
   const auto own = total - t_nested;
   t_nested = outer_nested_ + total;
   core_.stretch_ran(label_, own);
+  core_.scope_ended(end);
 }
 
 void LoopCore::stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept {
@@ -613,12 +616,15 @@ void LoopCore::drain() noexcept {
   for (;;) {
     Command* command = queue_.take_all();
     if (command != nullptr) ++batches_taken_;
+    batch_clock_valid_ = false;  // the clock has moved on since the previous batch
     while (command != nullptr) {
       Command* next = command->next_in_queue;
       queue_.ran_one();
+      batch_clock_armed_ = std::exchange(batch_clock_valid_, false);
       command->execute(*this);
       command = next;
     }
+    batch_clock_armed_ = false;
     wake_full_waiters();
     // Low-latency mode: a command arriving within the spin runs now. Its producer found the
     // queue empty and posted a drain as well, which will find nothing: harmless.

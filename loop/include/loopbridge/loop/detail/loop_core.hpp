@@ -363,6 +363,18 @@ public:
   void refuse_posted_call() noexcept;
   /// RunScope's report: one stretch of work ran for `duration`.
   void stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept;
+  /// RunScope's clock. Within a drained batch a command's first scope starts when the
+  /// previous command's scope ended (one clock reading per command instead of two);
+  /// elsewhere it reads the clock.
+  std::chrono::steady_clock::time_point scope_start() noexcept {
+    if (!batch_clock_armed_) return std::chrono::steady_clock::now();
+    batch_clock_armed_ = false;
+    return batch_clock_;
+  }
+  void scope_ended(std::chrono::steady_clock::time_point end) noexcept {
+    batch_clock_ = end;
+    batch_clock_valid_ = true;
+  }
   /// The tasks in flight (loop thread).
   std::vector<TaskInfo> in_flight_snapshot() const;
   /// An exception left a stretch of `task`'s coroutine. Asio lets one out when an operation
@@ -470,6 +482,9 @@ private:
   std::size_t hooks_started_ = 0;
   std::size_t live_sequences_ = 0;
   bool io_may_stop_ = false;
+  std::chrono::steady_clock::time_point batch_clock_{};  // when the last scope ended
+  bool batch_clock_valid_ = false;  // it ended during the command just run
+  bool batch_clock_armed_ = false;  // the next scope may start from it
 
   // Counters, read anywhere without a lock. Outcomes are written by the loop thread only;
   // the host side of a submission (submitted_, queued_in_, refusals) uses fetch_add. The
