@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/recycled_memory.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -81,6 +82,10 @@ class PostedCall final : public Command {
 public:
   template <class G>
   PostedCall(G&& fn, TaskLabel label) : fn_(std::forward<G>(fn)), context_(this_thread_context()), label_(std::move(label)) {}
+
+  // Made on the posting thread, freed on the loop thread.
+  static void* operator new(std::size_t size) { return RecycledMemory::allocate(size); }
+  static void operator delete(void* block, std::size_t size) noexcept { RecycledMemory::deallocate(block, size); }
 
   void execute(LoopCore& core) noexcept override {
     std::unique_ptr<PostedCall> self(this);
