@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
@@ -146,6 +147,23 @@ TEST_CASE("a thread keeps at most a bounded number of freed blocks for others to
   std::vector<void*> reused = allocated_by_new_thread(RecycledMemory::kMaxReturned);
   std::vector<void*> kept(freed.begin(), freed.begin() + RecycledMemory::kMaxReturned);
   CHECK(reused == std::vector<void*>(kept.rbegin(), kept.rend()));
+}
+
+TEST_CASE("a posted callable with an over-aligned capture runs from aligned memory", "[loop][queue]") {
+  struct alignas(64) Wide {
+    int value = 7;
+  };
+  BackgroundLoop loop({.name = "lb-aligned"});
+  loop.start();
+  std::atomic<bool> aligned{false};
+  std::atomic<bool> ran{false};
+  loop.post([wide = Wide(), &aligned, &ran] {
+    aligned = reinterpret_cast<std::uintptr_t>(&wide) % 64 == 0 && wide.value == 7;
+    ran = true;
+  });
+  REQUIRE(eventually([&] { return ran.load(); }));
+  CHECK(aligned);
+  loop.stop();
 }
 
 TEST_CASE("posts from many threads run once each while their memory is recycled", "[loop][queue]") {

@@ -8,6 +8,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 
 #include <functional>
+#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -83,9 +84,14 @@ public:
   template <class G>
   PostedCall(G&& fn, TaskLabel label) : fn_(std::forward<G>(fn)), context_(this_thread_context()), label_(std::move(label)) {}
 
-  // Made on the posting thread, freed on the loop thread.
+  // Made on the posting thread, freed on the loop thread. (An over-aligned callable takes
+  // the aligned forms, which go to the global ones.)
   static void* operator new(std::size_t size) { return RecycledMemory::allocate(size); }
   static void operator delete(void* block, std::size_t size) noexcept { RecycledMemory::deallocate(block, size); }
+  static void* operator new(std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
+  static void operator delete(void* block, std::size_t size, std::align_val_t align) noexcept {
+    ::operator delete(block, size, align);
+  }
 
   void execute(LoopCore& core) noexcept override {
     std::unique_ptr<PostedCall> self(this);
