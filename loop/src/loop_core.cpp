@@ -221,7 +221,7 @@ void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
 
 void TaskBase::execute(LoopCore& core) noexcept {
   core.start_task(*this);
-  state().release();  // the queue's reference
+  if (state().release()) core.batch_clock_moved();  // the queue's reference was the last: T and F went
 }
 
 void TaskBase::discard(LoopCore& core) noexcept {
@@ -315,8 +315,12 @@ std::chrono::nanoseconds DurationHistogram::percentile(const Counts& counts, dou
   return std::chrono::nanoseconds(0);
 }
 
-RunScope::RunScope(LoopCore& core, const TaskLabel& label) noexcept
-    : core_(core), label_(label), start_(core.scope_start()), outer_nested_(t_nested) {
+RunScope::RunScope(LoopCore& core, const TaskLabel& label, Kind kind) noexcept
+    : core_(core),
+      label_(label),
+      kind_(kind),
+      start_(kind == Kind::command ? core.command_start() : Clock::now()),
+      outer_nested_(t_nested) {
   t_nested = std::chrono::nanoseconds::zero();
 }
 
@@ -325,8 +329,8 @@ RunScope::~RunScope() {
   const auto total = std::chrono::duration_cast<std::chrono::nanoseconds>(end - start_);
   const auto own = total - t_nested;
   t_nested = outer_nested_ + total;
-  core_.stretch_ran(label_, own);
-  core_.scope_ended(end);
+  if (kind_ == Kind::command) core_.command_scope_ended(end);
+  core_.stretch_ran(label_, own);  // after: a stall handler moves the clock on
 }
 
 void LoopCore::stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept {
@@ -340,6 +344,7 @@ void LoopCore::stretch_ran(const TaskLabel& label, std::chrono::nanoseconds dura
 
 void LoopCore::report_stall(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept {
   bump(stalls_);
+  batch_clock_moved();
   try {
     StallReport report{options_.name, label.name.empty() ? "(unnamed)" : label.name, label.where, duration};
     if (options_.stall_handler) {
@@ -593,6 +598,7 @@ Ref<CancelAllState> LoopCore::cancel_all() {
 
 void LoopCore::report_error(std::exception_ptr error, std::string_view context) noexcept {
   unhandled_errors_.fetch_add(1, std::memory_order_relaxed);
+  if (this_thread_core() == this) batch_clock_moved();
   try {
     if (options_.error_handler) {
       options_.error_handler(error, context);
@@ -693,7 +699,7 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   task.running = true;
   if (!hook) running_delta(+1);
   if (task.coroutine && !hook) link(task);
-  RunScope scope(*this, task.label);
+  RunScope scope(*this, task.label, RunScope::Kind::command);
   if (!hook) lag_.record(scope.started() - task.label.submitted_at);
   auto outer = exchange_this_thread_context(task.context);
   task.run();

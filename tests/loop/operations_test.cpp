@@ -9,6 +9,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <atomic>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -123,6 +126,52 @@ TEST_CASE("a callable that blocks the loop thread is reported with its name and 
   CHECK(std::string(reports[0].where.file_name()).find("operations_test.cpp") != std::string::npos);
   CHECK(reports[1].task == "slow-post");
   CHECK(loop.stats().stalls == 2);
+}
+
+namespace {
+
+/// Sleeps in its destructor: user code that runs after a command's own work.
+struct SlowToDestroy {
+  std::chrono::milliseconds pause;
+  ~SlowToDestroy() { std::this_thread::sleep_for(pause); }
+};
+
+}  // namespace
+
+TEST_CASE("time spent after a command in a stall handler or a destructor is charged to no other command") {
+  // Commands drained in one batch are timed from one to the next: whatever runs after a
+  // command's scope must not be counted as the next command's time.
+  StallLog log;
+  BackgroundLoop loop({.name = "stall-chain",
+                       .stall_threshold = 20ms,
+                       .stall_handler = [&log](const StallReport& report) {
+                         log.handler()(report);
+                         std::this_thread::sleep_for(30ms);  // a slow handler
+                       }});
+  loop.start();
+  std::atomic<int> quick_ran{0};
+  {
+    LoopBlocker blocker(loop);  // everything below waits in one batch behind it
+    loop.post([] { std::this_thread::sleep_for(30ms); }, SubmitOptions{.name = "slow"});
+    loop.post([&quick_ran] { ++quick_ran; }, SubmitOptions{.name = "quick-after-stall"});
+    auto pause = std::make_shared<SlowToDestroy>(SlowToDestroy{30ms});
+    loop.post([pause = std::move(pause)] {}, SubmitOptions{.name = "slow-captures"});
+    loop.post([&quick_ran] { ++quick_ran; }, SubmitOptions{.name = "quick-after-captures"});
+    {
+      // Dropped before it runs: the loop destroys its result, after the task's own scope.
+      auto dropped = loop.submit([] { return std::make_unique<SlowToDestroy>(SlowToDestroy{30ms}); },
+                                 SubmitOptions{.name = "dropped"});
+    }
+    loop.post([&quick_ran] { ++quick_ran; }, SubmitOptions{.name = "quick-after-dropped"});
+  }
+  REQUIRE(eventually([&] { return quick_ran.load() == 3; }));
+  loop.stop();
+  std::vector<std::string> reported;
+  for (const StallReport& report : log.get()) reported.push_back(report.task);
+  CAPTURE(reported);
+  CHECK(std::count(reported.begin(), reported.end(), "slow") == 1);
+  CHECK(std::count(reported.begin(), reported.end(), "slow-captures") == 1);  // its captures are its time
+  for (const std::string& name : reported) CHECK(name.rfind("quick", 0) != 0);
 }
 
 TEST_CASE("a coroutine that blocks after a suspension is reported under its own name") {

@@ -233,7 +233,12 @@ public:
 /// stretches (a resumption run inline inside another) are charged to the innermost one.
 class RunScope {
 public:
-  RunScope(LoopCore& core, const TaskLabel& label) noexcept;
+  /// `command`: the scope is the whole of a queued command's work (a posted call, a task's
+  /// start), so within a drained batch it may start where the previous such scope ended
+  /// (LoopCore::command_start()) instead of reading the clock.
+  enum class Kind { stretch, command };
+
+  RunScope(LoopCore& core, const TaskLabel& label, Kind kind = Kind::stretch) noexcept;
   ~RunScope();
   RunScope(const RunScope&) = delete;
   RunScope& operator=(const RunScope&) = delete;
@@ -243,6 +248,7 @@ public:
 private:
   LoopCore& core_;
   const TaskLabel& label_;
+  Kind kind_;
   std::chrono::steady_clock::time_point start_;
   std::chrono::nanoseconds outer_nested_;
 };
@@ -363,18 +369,21 @@ public:
   void refuse_posted_call() noexcept;
   /// RunScope's report: one stretch of work ran for `duration`.
   void stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept;
-  /// RunScope's clock. Within a drained batch a command's first scope starts when the
-  /// previous command's scope ended (one clock reading per command instead of two);
-  /// elsewhere it reads the clock.
-  std::chrono::steady_clock::time_point scope_start() noexcept {
+  /// The clock of a command's RunScope. Within a drained batch it starts when the previous
+  /// command's scope ended, if that command ran nothing after it (one clock reading per
+  /// command instead of two); otherwise it reads the clock.
+  std::chrono::steady_clock::time_point command_start() noexcept {
     if (!batch_clock_armed_) return std::chrono::steady_clock::now();
     batch_clock_armed_ = false;
     return batch_clock_;
   }
-  void scope_ended(std::chrono::steady_clock::time_point end) noexcept {
+  void command_scope_ended(std::chrono::steady_clock::time_point end) noexcept {
     batch_clock_ = end;
     batch_clock_valid_ = true;
   }
+  /// User code ran after the command's scope (an error or stall handler, a destructor):
+  /// the next command reads the clock.
+  void batch_clock_moved() noexcept { batch_clock_valid_ = false; }
   /// The tasks in flight (loop thread).
   std::vector<TaskInfo> in_flight_snapshot() const;
   /// An exception left a stretch of `task`'s coroutine. Asio lets one out when an operation
@@ -482,9 +491,9 @@ private:
   std::size_t hooks_started_ = 0;
   std::size_t live_sequences_ = 0;
   bool io_may_stop_ = false;
-  std::chrono::steady_clock::time_point batch_clock_{};  // when the last scope ended
-  bool batch_clock_valid_ = false;  // it ended during the command just run
-  bool batch_clock_armed_ = false;  // the next scope may start from it
+  std::chrono::steady_clock::time_point batch_clock_{};  // when the last command's scope ended
+  bool batch_clock_valid_ = false;  // it ended the command just run
+  bool batch_clock_armed_ = false;  // the next command's scope may start from it
 
   // Counters, read anywhere without a lock. Outcomes are written by the loop thread only;
   // the host side of a submission (submitted_, queued_in_, refusals) uses fetch_add. The

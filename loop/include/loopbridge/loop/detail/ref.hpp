@@ -26,8 +26,11 @@ public:
     return false;
   }
 
-  void release() noexcept {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  /// Returns whether that was the last reference (the object is gone).
+  bool release() noexcept {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return false;
+    delete this;
+    return true;
   }
 
 protected:

@@ -82,29 +82,29 @@ template <class F>
 class PostedCall final : public Command {
 public:
   template <class G>
-  PostedCall(G&& fn, TaskLabel label) : fn_(std::forward<G>(fn)), context_(this_thread_context()), label_(std::move(label)) {}
+  PostedCall(G&& fn, TaskLabel label)
+      : fn_(std::in_place, std::forward<G>(fn)), context_(this_thread_context()), label_(std::move(label)) {}
 
   // Made on the posting thread, freed on the loop thread. (An over-aligned callable takes
   // the aligned forms, which go to the global ones.)
   static void* operator new(std::size_t size) { return RecycledMemory::allocate(size); }
   static void operator delete(void* block, std::size_t size) noexcept { RecycledMemory::deallocate(block, size); }
   static void* operator new(std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
-  static void operator delete(void* block, std::size_t size, std::align_val_t align) noexcept {
-    ::operator delete(block, size, align);
-  }
+  static void operator delete(void* block, std::align_val_t align) noexcept { ::operator delete(block, align); }
 
   void execute(LoopCore& core) noexcept override {
     std::unique_ptr<PostedCall> self(this);
     std::exception_ptr error;
     {
-      RunScope scope(core, label_);
+      RunScope scope(core, label_, RunScope::Kind::command);
       if (!core.begin_posted_call(label_, scope.started())) return;
       auto outer = exchange_this_thread_context(std::move(context_));
       try {
-        std::invoke(fn_);
+        std::invoke(*fn_);
       } catch (...) {
         error = std::current_exception();
       }
+      fn_.reset();  // its captures' destructors are part of the call's time
       exchange_this_thread_context(std::move(outer));
     }
     core.end_posted_call(std::move(error));
@@ -116,7 +116,7 @@ public:
   }
 
 private:
-  F fn_;
+  std::optional<F> fn_;
   std::shared_ptr<const ContextData> context_;
   TaskLabel label_;
 };
