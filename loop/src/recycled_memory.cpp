@@ -3,10 +3,10 @@
 #include <atomic>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_HWADDRESS__)
 #define LOOPBRIDGE_RECYCLE_MEMORY 0
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(hwaddress_sanitizer)
 #define LOOPBRIDGE_RECYCLE_MEMORY 0
 #endif
 #endif

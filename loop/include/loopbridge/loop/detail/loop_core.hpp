@@ -19,6 +19,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/thread/thread.hpp>
 
+#if defined(BOOST_ASIO_HAS_IO_URING) && !defined(LOOPBRIDGE_LIBURING_TAGS_CLEARED)
+#error "this io_uring build of loopbridge needs its liburing.h ahead of the system's (loopbridge/loop/detail/liburing on the include path, as linking loopbridge::loop gives it; see docs/customise.md)"
+#endif
+
 #include <array>
 #include <atomic>
 #include <chrono>

@@ -14,8 +14,8 @@ namespace loopbridge::detail {
  * thread stops pushing after kMaxReturned blocks that nobody took (it frees them instead),
  * so an idle process holds at most that many per freeing thread, plus what thread caches
  * took; a thread's cache is freed when the thread ends. Larger objects, and every object
- * under AddressSanitizer (which must see each free to catch a use after it), go to
- * operator new and delete as usual.
+ * when loopbridge itself is built with AddressSanitizer (which must see each free to catch
+ * a use after it), go to operator new and delete as usual.
  *
  * @par Thread safety
  * Any thread. The stack is only pushed to and taken whole, never popped one block at a time,
@@ -29,7 +29,8 @@ struct RecycledMemory {
   static void* allocate(std::size_t size);
   /// Gives back a block allocate(size) returned.
   static void deallocate(void* block, std::size_t size) noexcept;
-  /// False where blocks go straight to operator new and delete (AddressSanitizer builds).
+  /// False where blocks go straight to operator new and delete (AddressSanitizer and
+  /// HWAddressSanitizer builds of loopbridge).
   static bool recycling() noexcept;
 };
 

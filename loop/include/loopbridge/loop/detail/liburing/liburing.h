@@ -23,3 +23,4 @@ static inline struct io_uring_sqe* loopbridge_io_uring_get_cleared_sqe(struct io
 }
 
 #define io_uring_get_sqe loopbridge_io_uring_get_cleared_sqe
+#define LOOPBRIDGE_LIBURING_TAGS_CLEARED 1  // checked by loopbridge's headers
