@@ -522,6 +522,7 @@ private:
 
   StopCommand stop_command_;
   std::atomic<bool> stop_requested_{false};
+
   StopOptions active_stop_;  // loop thread: the options of the stop under way
 
   // Start and finish latches, shared with the host thread.
