@@ -178,6 +178,12 @@ public:
 
   template <class F>
   void execute(F&& f) const {
+    if (task_->core().destroys_posts_here()) {
+      // Each abandoned frame's destruction would otherwise take a post, an operation and
+      // the scheduler's lock, only to be destroyed unrun a moment later.
+      [[maybe_unused]] std::decay_t<F> destroyed_unrun(std::forward<F>(f));
+      return;
+    }
     inner_.execute(Resumption<std::decay_t<F>>{Ref<StateBase>::share(&task_->state()), task_, std::forward<F>(f)});
   }
 

@@ -3,12 +3,16 @@
 #include "support/coro.hpp"
 #include "support/deadline.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -306,4 +310,47 @@ TEST_CASE("a dropping stop destroys parked frames on the loop thread without res
   LoopStats s = loop.stats();
   CHECK(s.submitted == s.cancelled);
   CHECK(s.in_flight == 0);
+}
+
+TEST_CASE("what a dropped frame's destructor posts to its task's executor is destroyed unrun") {
+  BackgroundLoop loop({.name = "drop-post"});
+  loop.start();
+  constexpr int kTasks = 100;
+  std::atomic<int> ran{0}, captures_destroyed_on_loop{0}, frames_destroyed{0};
+  struct Capture {
+    std::atomic<int>* count;
+    LoopHandle loop;
+    Capture(std::atomic<int>* c, LoopHandle l) : count(c), loop(std::move(l)) {}
+    Capture(Capture&& other) noexcept : count(std::exchange(other.count, nullptr)), loop(other.loop) {}
+    ~Capture() {
+      if (count && loop.on_loop_thread()) ++*count;
+    }
+  };
+  std::vector<TaskHandle<void>> handles;
+  for (int i = 0; i < kTasks; ++i) {
+    handles.push_back(loop.submit([&, handle = loop.handle()]() -> asio::awaitable<void> {
+      struct PostsOnDestruction {
+        asio::any_io_executor executor;
+        std::atomic<int>* ran;
+        std::atomic<int>* destroyed;
+        std::atomic<int>* frames;
+        LoopHandle loop;
+        ~PostsOnDestruction() {
+          ++*frames;
+          asio::post(executor, [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
+        }
+      };
+      // Its own statement: g++ 12 may destroy temporaries of a co_await full-expression twice.
+      asio::any_io_executor executor = co_await asio::this_coro::executor;
+      PostsOnDestruction witness{std::move(executor), &ran, &captures_destroyed_on_loop, &frames_destroyed, handle};
+      co_await sleep_for(std::chrono::hours(1));
+    }));
+  }
+  REQUIRE(eventually([&] { return loop.stats().in_flight == kTasks; }));
+  auto report = loop.stop(StopOptions{.drop_in_flight = true});
+  CHECK(report.cancelled == kTasks);
+  CHECK(frames_destroyed.load() == kTasks);
+  CHECK(ran.load() == 0);
+  CHECK(captures_destroyed_on_loop.load() == kTasks);
+  for (auto& h : handles) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
 }
