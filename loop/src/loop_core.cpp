@@ -148,13 +148,18 @@ struct Resumption {
 /// The executor of a task's coroutine: the loop's io_context executor, plus the task it
 /// belongs to. Every resumption of the coroutine passes through execute(), so each one is
 /// timed (stall detection), and task_of() finds the task from this_coro::executor.
+///
+/// While the loop thread shuts its io_context down (LoopCore::destroys_posts_here()), what
+/// reaches execute() is destroyed unrun, and the executors Asio derives there (require,
+/// prefer) belong to no task: they destroy whatever they are given, whenever, as a shut-down
+/// io_context would, so they need not keep a task alive.
 template <class Inner>
 class TaskExecutor {
 public:
   // Each copy keeps the task's state alive: user code may keep the executor (a timer, a
   // co_spawned coroutine) long after the task itself has ended.
   TaskExecutor(Inner inner, TaskBase* task) noexcept
-      : inner_(std::move(inner)), task_(task), keep_(Ref<StateBase>::share(&task->state())) {}
+      : inner_(std::move(inner)), task_(task), keep_(task ? Ref<StateBase>::share(&task->state()) : Ref<StateBase>()) {}
 
   TaskBase* task() const noexcept { return task_; }
 
@@ -167,18 +172,18 @@ public:
   template <class Property>
   auto require(const Property& property) const
       -> TaskExecutor<std::decay_t<decltype(boost::asio::require(std::declval<const Inner&>(), property))>> {
-    return {boost::asio::require(inner_, property), task_};
+    return {boost::asio::require(inner_, property), task_for_derived()};
   }
 
   template <class Property>
   auto prefer(const Property& property) const
       -> TaskExecutor<std::decay_t<decltype(boost::asio::prefer(std::declval<const Inner&>(), property))>> {
-    return {boost::asio::prefer(inner_, property), task_};
+    return {boost::asio::prefer(inner_, property), task_for_derived()};
   }
 
   template <class F>
   void execute(F&& f) const {
-    if (task_->core().destroys_posts_here()) {
+    if (task_ == nullptr || task_->core().destroys_posts_here()) {
       // Each abandoned frame's destruction would otherwise take a post, an operation and
       // the scheduler's lock, only to be destroyed unrun a moment later.
       [[maybe_unused]] std::decay_t<F> destroyed_unrun(std::forward<F>(f));
@@ -195,6 +200,10 @@ public:
 private:
   template <class>
   friend class TaskExecutor;
+
+  TaskBase* task_for_derived() const noexcept {
+    return task_ == nullptr || task_->core().destroys_posts_here() ? nullptr : task_;
+  }
 
   Inner inner_;
   TaskBase* task_;

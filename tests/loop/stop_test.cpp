@@ -4,12 +4,15 @@
 #include "support/deadline.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/require.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -317,6 +320,7 @@ TEST_CASE("what a dropped frame's destructor posts to its task's executor is des
   loop.start();
   constexpr int kTasks = 100;
   std::atomic<int> ran{0}, captures_destroyed_on_loop{0}, frames_destroyed{0};
+  std::vector<asio::any_io_executor> derived_executors;  // made there, on the loop thread
   struct Capture {
     std::atomic<int>* count;
     LoopHandle loop;
@@ -335,14 +339,17 @@ TEST_CASE("what a dropped frame's destructor posts to its task's executor is des
         std::atomic<int>* destroyed;
         std::atomic<int>* frames;
         LoopHandle loop;
+        std::vector<asio::any_io_executor>* derived;
         ~PostsOnDestruction() {
           ++*frames;
           asio::post(executor, [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
+          derived->push_back(asio::require(executor, asio::execution::blocking.never));
         }
       };
       // Its own statement: g++ 12 may destroy temporaries of a co_await full-expression twice.
       asio::any_io_executor executor = co_await asio::this_coro::executor;
-      PostsOnDestruction witness{std::move(executor), &ran, &captures_destroyed_on_loop, &frames_destroyed, handle};
+      PostsOnDestruction witness{std::move(executor), &ran, &captures_destroyed_on_loop, &frames_destroyed, handle,
+                                 &derived_executors};
       co_await sleep_for(std::chrono::hours(1));
     }));
   }
@@ -353,4 +360,17 @@ TEST_CASE("what a dropped frame's destructor posts to its task's executor is des
   CHECK(ran.load() == 0);
   CHECK(captures_destroyed_on_loop.load() == kTasks);
   for (auto& h : handles) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
+  // An executor derived there outlives the io_context's shutdown: what it is given after the
+  // stop is destroyed unrun too, and it keeps no task alive.
+  REQUIRE(derived_executors.size() == static_cast<std::size_t>(kTasks));
+  std::atomic<int> ran_after_stop{0}, destroyed_after_stop{0};
+  for (auto& executor : derived_executors) {
+    asio::post(executor, [&ran_after_stop, guard = std::shared_ptr<void>(nullptr, [&](void*) { ++destroyed_after_stop; })] {
+      ++ran_after_stop;
+    });
+  }
+  CHECK(ran_after_stop.load() == 0);
+  CHECK(destroyed_after_stop.load() == kTasks);
+  handles.clear();
+  derived_executors.clear();
 }
