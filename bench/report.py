@@ -136,10 +136,16 @@ BOUNDS = {
         "like-for-like comparison is the frames-dropped row."),
     "stop_tokio_drop": (
         "Both destroy the frames without resuming them; loopbridge also settles each handle "
-        "(with one `TaskCancelled` the stop shares among them), takes each task out of its "
-        "in-flight list and keeps it alive until the `io_context` shutdown has destroyed its "
-        "frame. Callgrind put about 1,100 instructions per task in destroying the frame through "
-        "Asio's scheduler, which the raw Asio row pays too; a Tokio task is freed in place."),
+        "(with one `TaskCancelled` the stop shares among them) and takes each task out of its "
+        "in-flight list. The rest is Asio's teardown of a parked coroutine, which the raw Asio "
+        "row pays too: its timer queue hands over every timer (about a tenth of the stop in "
+        "perf, a cache miss per frame), each coroutine thread posts its own frame's destruction "
+        "through its type-erased executor (from 7c5fb53 on, loopbridge destroys that post at "
+        "once rather than queueing it; from c85eb51 on, the executors Asio derives for it hold "
+        "no task), and glibc frees "
+        "three blocks per task (two coroutine frames and the timer's operation: about a quarter "
+        "of the stop). Tokio drops each future in place inside its task, which is freed only "
+        "when its `JoinHandle` goes, after the timed stop."),
     "stop_asio": (
         "Both sides pay the same unwinding: Asio's `use_awaitable` throws into the task's "
         "frame and `co_spawn`'s entry point rethrows it, two throws per task as in loopbridge. "
@@ -568,12 +574,14 @@ def main():
           "On the 2-vCPU virtual machines a sleeping wake across CPUs costs tens of microseconds",
           "and on one CPU a few, so only ratios within one run and one placement mean anything;",
           "absolute figures move 10-30 % between runs.", "", "## Machines", "",
-          "| run | machine | date | blocks per variant | other load before each round |", "|---|---|---|---|---|"]
+          "| run | machine | code measured | date | blocks per variant | other load before each round |",
+          "|---|---|---|---|---|---|"]
     for run in runs:
         busy = ", ".join(f"{b:.0%}" for b in run.get("busy_before_rounds", []))
         if run.get("nice"):
             busy += f" (run at nice {run['nice']})"
-        md.append(f"| `{run['tag']}` | {describe(run)} | {run['date']} | "
+        code = f"`{run['code']}`" if run.get("code") else "not recorded"
+        md.append(f"| `{run['tag']}` | {describe(run)} | {code} | {run['date']} | "
                   f"{run['rounds'] * run['blocks_per_round']} ({run['size']}) | {busy} |")
     md.append("")
     newest = max(run["date"] for run in runs)

@@ -187,6 +187,7 @@ def main():
         "tag": tag,
         "machine": info,
         "date": started.strftime("%Y-%m-%d"),
+        "code": source_version(),
         "size": o.size,
         "rounds": size["rounds"],
         "blocks_per_round": size["blocks"],
@@ -200,6 +201,20 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     write_result(out, result)
     print(f"run.py: wrote {out}", file=sys.stderr)
+
+
+def source_version():
+    """The commit the programs were built from ("+changes" when the tree differs from it), or
+    None outside a git checkout (a copied tree)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        changes = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no", "--", "..",
+                                  ":!../docs"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changes else "")
 
 
 def write_result(path, result):
