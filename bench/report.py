@@ -128,12 +128,12 @@ BOUNDS = {
     "stop_tokio": (
         "`stop()` resumes every coroutine with `operation_aborted` so that its `catch` blocks "
         "and destructors run on the loop thread (asyncio's cancellation). Asio's "
-        "`use_awaitable` turns the error into an exception, thrown in the task's frame and "
-        "thrown again into loopbridge's driver frame when the body ends: two throws per task, "
-        "and callgrind puts about three quarters of the stop's instructions in the unwinder "
-        "(`_Unwind_RaiseException`, `_Unwind_Resume`, `_Unwind_Find_FDE`). Dropping a Tokio "
-        "runtime destroys the futures without polling them: none of their code runs. The "
-        "like-for-like comparison is the frames-dropped row."),
+        "`use_awaitable` turns the error into an exception thrown in the task's frame: one "
+        "throw per task (loopbridge's driver takes it out of the body's frame without a "
+        "second one since f0b51c9), and perf still puts more than half of the stop in the "
+        "unwinder (`execute_cfa_program`, `uw_frame_state_for`, the FDE search of this static "
+        "binary). Dropping a Tokio runtime destroys the futures without polling them: none of "
+        "their code runs. The like-for-like comparison is the frames-dropped row."),
     "stop_tokio_drop": (
         "Both destroy the frames without resuming them; loopbridge also settles each handle "
         "(with one `TaskCancelled` the stop shares among them) and takes each task out of its "
@@ -147,9 +147,10 @@ BOUNDS = {
         "of the stop). Tokio drops each future in place inside its task, which is freed only "
         "when its `JoinHandle` goes, after the timed stop."),
     "stop_asio": (
-        "Both sides pay the same unwinding: Asio's `use_awaitable` throws into the task's "
-        "frame and `co_spawn`'s entry point rethrows it, two throws per task as in loopbridge. "
-        "With the unwinder at about three quarters of the instructions on both sides, leaner "
+        "Both sides resume every task with an exception thrown in its frame by Asio's "
+        "`use_awaitable`; `co_spawn`'s entry point then rethrows it into its own frame, a "
+        "second throw per task that loopbridge's driver no longer makes (since f0b51c9). The "
+        "throw left is inside Asio and takes more than half of loopbridge's stop, so leaner "
         "bookkeeping cannot reach 0.3x; tasks that take errors as values "
         "(`as_tuple(use_awaitable)`, `redirect_error`) throw nothing, and the frames-dropped "
         "stop throws nothing either."),

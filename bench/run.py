@@ -211,7 +211,7 @@ def source_version():
         commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, check=True).stdout.strip()
         changes = subprocess.run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no", "--", "..",
-                                  ":!../docs"], capture_output=True, text=True, check=True).stdout.strip()
+                                  ":!../docs", ":!report.py"], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+changes" if changes else "")
