@@ -140,9 +140,9 @@ BOUNDS = {
         "in-flight list. The rest is Asio's teardown of a parked coroutine, which the raw Asio "
         "row pays too: its timer queue hands over every timer (about a tenth of the stop in "
         "perf, a cache miss per frame), each coroutine thread posts its own frame's destruction "
-        "through its type-erased executor (from 7c5fb53 on, loopbridge destroys that post at "
-        "once rather than queueing it; from c85eb51 on, the executors Asio derives for it hold "
-        "no task), and glibc frees "
+        "through its type-erased executor (loopbridge sets those posts aside and destroys them "
+        "once the shutdown returned, without the scheduler's operation and lock, and the "
+        "executors Asio derives for them hold no task), and glibc frees "
         "three blocks per task (two coroutine frames and the timer's operation: about a quarter "
         "of the stop). Tokio drops each future in place inside its task, which is freed only "
         "when its `JoinHandle` goes, after the timed stop."),

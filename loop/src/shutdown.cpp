@@ -69,9 +69,7 @@ void LoopCore::thread_main(LoopThread where) noexcept {
   if (owned_io_) {
     // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
     // the callables whose captures those frames may still use.
-    io_shutting_down_.store(true, std::memory_order_relaxed);
-    owned_io_->shutdown();
-    io_shutting_down_.store(false, std::memory_order_relaxed);
+    shut_down_owned_io();
     for (TaskBase* task : abandoned_) {
       task->drop_function();
       task->state().release();

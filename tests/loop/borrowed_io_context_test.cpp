@@ -5,9 +5,13 @@
 #include "support/error_log.hpp"
 #include "support/line_server.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -50,6 +54,14 @@ asio::awaitable<void> stubborn_task(StubbornProbe* probe, std::chrono::steady_cl
   co_await sleep_for(after_cancel);
   probe->finished_on = this_thread_name();
   probe->finished = true;
+}
+
+asio::awaitable<void> parked_until_destroyed(std::atomic<bool>* destroyed) {
+  struct Witness {
+    std::atomic<bool>* destroyed;
+    ~Witness() { *destroyed = true; }
+  } witness{destroyed};
+  co_await sleep_for(std::chrono::hours(1));
 }
 
 }  // namespace
@@ -150,6 +162,29 @@ TEST_CASE("a task abandoned on a borrowed io_context is reported and its frame d
   io.reset();
   CHECK(probe.destroyed);
   CHECK_FALSE(probe.finished);
+}
+
+TEST_CASE("a coroutine a task left on a borrowed io_context dies with the io_context after the loop is gone",
+          "[loop][borrowed][stop]") {
+  auto io = std::make_unique<asio::io_context>();
+  std::atomic<bool> destroyed{false};
+  {
+    BackgroundLoop loop(*io, {.name = "lb-b-child"});
+    loop.start();
+    // The child runs on its task's executor and outlives the task: nothing of the loop
+    // tracks it, so nothing of the loop keeps the loop alive for it.
+    loop.submit([&]() -> asio::awaitable<void> {
+          asio::any_io_executor executor = co_await asio::this_coro::executor;
+          asio::co_spawn(executor, parked_until_destroyed(&destroyed), asio::detached);
+        })
+        .get();
+    loop.stop();
+  }
+  CHECK_FALSE(destroyed);
+  // Destroying the child's frame makes Asio post through the task's executor, with the loop
+  // long gone (AddressSanitizer checks that nothing reads it).
+  io.reset();
+  CHECK(destroyed);
 }
 
 TEST_CASE("a task abandoned on a borrowed io_context finishes on its owner's thread when it runs again",

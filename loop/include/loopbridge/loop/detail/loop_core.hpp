@@ -284,13 +284,6 @@ public:
   BackgroundLoop* owner() const noexcept { return owner_.load(std::memory_order_acquire); }
   void set_owner(BackgroundLoop* owner) noexcept { owner_.store(owner, std::memory_order_release); }
 
-  /// True on the loop thread while it shuts its own io_context down: what is handed to a
-  /// task's executor then (Asio posts a coroutine's frame destruction) is destroyed at once
-  /// without running, as the shutdown would destroy it.
-  bool destroys_posts_here() const noexcept {
-    return io_shutting_down_.load(std::memory_order_relaxed) && this_thread_core() == this;
-  }
-
   /// Pushes a command and wakes the loop if it may be asleep. False if the queue is closed
   /// (the caller still owns the command).
   bool push(Command& command) noexcept;
@@ -457,6 +450,9 @@ private:
   void close_queue() noexcept;
   /// After the last run: waits until every push that woke the loop has finished posting.
   void wait_for_late_wakes() noexcept;
+  /// After the last run, an owned io_context: destroys its pending handlers, and so the
+  /// frames of abandoned coroutines, here on the loop thread.
+  void shut_down_owned_io() noexcept;
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;
   /// A queued submission left the queue (started, refused or discarded).
@@ -485,7 +481,6 @@ private:
   std::atomic<std::uint64_t> abandoned_workers_{0};
   std::atomic<LoopCore*>* io_driver_ = nullptr;  // the borrowed io_context's record of its loop, once claimed
   std::atomic<bool> foreign_runner_reported_{false};
-  std::atomic<bool> io_shutting_down_{false};  // written by the loop thread; see destroys_posts_here()
 
   // Loop thread only.
   TaskBase* in_flight_head_ = nullptr;
