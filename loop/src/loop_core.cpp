@@ -260,12 +260,17 @@ void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
 void LoopCore::shut_down_owned_io() noexcept {
   Unrun unrun;
   t_unrun = &unrun;
-  owned_io_->shutdown();
-  // Newest first: what was handed over last is likeliest still in the cache. Destroying a
-  // frame may hand over more (its locals' destructors may post): those go first next.
-  while (!unrun.empty()) {
-    [[maybe_unused]] auto last = std::move(unrun.back());
-    unrun.pop_back();
+  for (;;) {
+    // Again after each round: what the frames destroyed in it posted to the io_context
+    // itself is destroyed here too, on this thread, not whenever the io_context goes.
+    owned_io_->shutdown();
+    if (unrun.empty()) break;
+    // Newest first: what was set aside last is likeliest still in the cache. Destroying a
+    // frame may set more aside (its locals' destructors may post): those go first next.
+    while (!unrun.empty()) {
+      [[maybe_unused]] auto last = std::move(unrun.back());
+      unrun.pop_back();
+    }
   }
   t_unrun = nullptr;
 }
