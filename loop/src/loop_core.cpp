@@ -3,10 +3,7 @@
 
 #include <boost/asio/use_awaitable.hpp>
 
-#include <boost/asio/detail/executor_function.hpp>
-#include <boost/asio/execution/context.hpp>
 #include <boost/asio/multiple_exceptions.hpp>
-#include <boost/asio/query.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/throw_exception.hpp>
 
@@ -148,29 +145,16 @@ struct Resumption {
   void operator()() { run_task_stretch(*task, std::move(keep), resume); }
 };
 
-// Set on the loop thread while it shuts its own io_context down (shut_down_owned_io): what
-// reaches that loop's task executors then. Asio posts each abandoned coroutine's frame
-// destruction; the scheduler would take an operation and its lock only to destroy it unrun.
-// Collected here instead, and destroyed once the shutdown has returned, as late as the
-// scheduler would have (outside every service's shutdown and every lock of theirs).
-using Unrun = std::vector<boost::asio::detail::executor_function>;
-thread_local Unrun* t_unrun = nullptr;
-
 /// The executor of a task's coroutine: the loop's io_context executor, plus the task it
 /// belongs to. Every resumption of the coroutine passes through execute(), so each one is
 /// timed (stall detection), and task_of() finds the task from this_coro::executor.
-///
-/// The executors Asio derives (require, prefer) while the loop thread shuts the io_context
-/// down belong to no task: they are only used to post frame destructions, so they need not
-/// keep a task alive (each reference taken would be a cache miss on a cold task). What they
-/// are given goes to the io_context as it is, which, shut down, destroys it unrun.
 template <class Inner>
 class TaskExecutor {
 public:
   // Each copy keeps the task's state alive: user code may keep the executor (a timer, a
   // co_spawned coroutine) long after the task itself has ended.
   TaskExecutor(Inner inner, TaskBase* task) noexcept
-      : inner_(std::move(inner)), task_(task), keep_(task ? Ref<StateBase>::share(&task->state()) : Ref<StateBase>()) {}
+      : inner_(std::move(inner)), task_(task), keep_(Ref<StateBase>::share(&task->state())) {}
 
   TaskBase* task() const noexcept { return task_; }
 
@@ -183,31 +167,17 @@ public:
   template <class Property>
   auto require(const Property& property) const
       -> TaskExecutor<std::decay_t<decltype(boost::asio::require(std::declval<const Inner&>(), property))>> {
-    return {boost::asio::require(inner_, property), shutting_down_here() ? nullptr : task_};
+    return {boost::asio::require(inner_, property), task_};
   }
 
   template <class Property>
   auto prefer(const Property& property) const
       -> TaskExecutor<std::decay_t<decltype(boost::asio::prefer(std::declval<const Inner&>(), property))>> {
-    return {boost::asio::prefer(inner_, property), shutting_down_here() ? nullptr : task_};
+    return {boost::asio::prefer(inner_, property), task_};
   }
 
   template <class F>
   void execute(F&& f) const {
-    if constexpr (std::is_same_v<std::decay_t<F>, boost::asio::detail::executor_function>) {
-      if (shutting_down_here()) {
-        try {
-          t_unrun->push_back(std::forward<F>(f));
-          return;
-        } catch (const std::bad_alloc&) {
-          // Queued in the scheduler instead, which destroys it all the same.
-        }
-      }
-    }
-    if (task_ == nullptr) {
-      inner_.execute(std::forward<F>(f));
-      return;
-    }
     inner_.execute(Resumption<std::decay_t<F>>{Ref<StateBase>::share(&task_->state()), task_, std::forward<F>(f)});
   }
 
@@ -219,16 +189,6 @@ public:
 private:
   template <class>
   friend class TaskExecutor;
-
-  // Whether this is the loop thread shutting down the io_context this executor runs on.
-  // Reads the task (which keep_ holds), never its loop: the loop may be gone, say when the
-  // owner of a borrowed io_context destroys it long after.
-  bool shutting_down_here() const noexcept {
-    if (t_unrun == nullptr) return false;
-    if (task_ != nullptr) return &task_->core() == t_core;
-    return t_core != nullptr &&
-           &boost::asio::query(inner_, boost::asio::execution::context) == &t_core->executor().context();
-  }
 
   Inner inner_;
   TaskBase* task_;
@@ -256,24 +216,6 @@ TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept {
   return tagged ? tagged->task() : nullptr;
 }
 void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
-
-void LoopCore::shut_down_owned_io() noexcept {
-  Unrun unrun;
-  t_unrun = &unrun;
-  for (;;) {
-    // Again after each round: what the frames destroyed in it posted to the io_context
-    // itself is destroyed here too, on this thread, not whenever the io_context goes.
-    owned_io_->shutdown();
-    if (unrun.empty()) break;
-    // Newest first: what was set aside last is likeliest still in the cache. Destroying a
-    // frame may set more aside (its locals' destructors may post): those go first next.
-    while (!unrun.empty()) {
-      [[maybe_unused]] auto last = std::move(unrun.back());
-      unrun.pop_back();
-    }
-  }
-  t_unrun = nullptr;
-}
 
 // ---------------------------------------------------------------- commands
 

@@ -69,7 +69,7 @@ void LoopCore::thread_main(LoopThread where) noexcept {
   if (owned_io_) {
     // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
     // the callables whose captures those frames may still use.
-    shut_down_owned_io();
+    owned_io_->shutdown();
     for (TaskBase* task : abandoned_) {
       task->drop_function();
       task->state().release();

@@ -450,9 +450,6 @@ private:
   void close_queue() noexcept;
   /// After the last run: waits until every push that woke the loop has finished posting.
   void wait_for_late_wakes() noexcept;
-  /// After the last run, an owned io_context: destroys its pending handlers, and so the
-  /// frames of abandoned coroutines, here on the loop thread.
-  void shut_down_owned_io() noexcept;
   void finalize() noexcept;
   void bump(std::atomic<std::uint64_t>& counter) noexcept;
   /// A queued submission left the queue (started, refused or discarded).
