@@ -265,6 +265,8 @@ private:
       // full-expression twice.
       auto body = std::invoke(*self->fn_);
 #ifdef LOOPBRIDGE_BODY_WITHOUT_RETHROW
+      // Unlike `co_await body`, this skips Asio's throw-if-cancelled check: nothing can have
+      // cancelled the task yet (its launch runs the driver up to here synchronously).
       BodyRun<T> run(body);
       auto start = run.start();
       co_await std::move(start);
