@@ -57,10 +57,7 @@ void LoopCore::leave_borrowed_io_context() noexcept {
         std::to_string(abandoned_.size()) + " abandoned task(s) may still be suspended in the borrowed io_context";
     report_error(std::make_exception_ptr(TaskAbandoned(what)),
                  "stop (their frames end when the io_context's owner next runs or destroys it)");
-    for (TaskBase* task : abandoned_) {
-      task->keeps_loop = Ref<RefCounted>::share(this);
-      task->state().release();
-    }
+    for (TaskBase* task : abandoned_) task->state().release();  // each keeps this core (start_task)
     abandoned_.clear();
   }
   release_io_context_claim();

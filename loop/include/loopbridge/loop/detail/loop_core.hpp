@@ -177,8 +177,10 @@ public:
   /// The host thread that submitted this task, for call_host (set before queueing; null
   /// when a loop thread submitted it).
   Ref<HostWaiter> host_waiter;
-  /// Set when a stop leaves this task's frame in a borrowed io_context: whoever runs that
-  /// io_context later resumes the frame, which still reaches its loop (RunScope, conclude).
+  /// Set for a coroutine task on a borrowed io_context: whoever runs that io_context after
+  /// the loop is gone may resume what the task left there (its own frame when abandoned, a
+  /// coroutine it co_spawned on its executor), which still reaches its loop (RunScope,
+  /// conclude).
   Ref<RefCounted> keeps_loop;
 
   // Loop-thread bookkeeping, owned by LoopCore.
