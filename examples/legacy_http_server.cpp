@@ -8,9 +8,11 @@
 //                                       and the calls still running are cancelled
 //   GET /stats                          counters, among them the upstream calls in flight
 //
-// Usage: example_legacy_http_server [--port N] [--deadline-ms N]
+// Usage: example_legacy_http_server [--port N] [--deadline-ms N] [--read-timeout-ms N]
 // Prints "listening on http://127.0.0.1:PORT" once it serves (port 0, the default, picks a
-// free one). SIGTERM or SIGINT: stop accepting, let every request in flight finish, stop the
+// free one). A connection whose next request has not fully arrived within the read timeout
+// (30 s by default) is closed, with 408 if part of one came: an idle or trickling client
+// holds a connection thread no longer than that. SIGTERM or SIGINT: stop accepting, let every request in flight finish, stop the
 // loops, print their shutdown reports; exit 0 when nothing was left behind.
 
 #include "common/loop_stats.hpp"
@@ -26,12 +28,14 @@
 #include <boost/json.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <cstring>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <poll.h>
 #include <pthread.h>
 #include <string>
 #include <string_view>
@@ -161,25 +165,64 @@ private:
   std::atomic<std::int64_t> in_flight_{0};
 };
 
+using RequestParser = http::request_parser<http::string_body>;
+
+// Reads one whole request into `parser`, or fails with timed_out once `timeout` has passed.
+// Asio's blocking reads ignore SO_RCVTIMEO (they wait in poll() without a limit), so the
+// socket reads non-blocking here and the wait is a poll() with what is left of the time.
+void read_request(tcp::socket& socket, boost::beast::flat_buffer& buffer, RequestParser& parser,
+                  std::chrono::milliseconds timeout, boost::system::error_code& error) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  socket.non_blocking(true, error);
+  while (!error && !parser.is_done()) {
+    http::read_some(socket, buffer, parser, error);
+    if (error != asio::error::would_block) continue;
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd readable{socket.native_handle(), POLLIN, 0};
+    const int ready = left.count() > 0 ? ::poll(&readable, 1, static_cast<int>(left.count())) : 0;
+    if (ready == 0) {
+      error = asio::error::timed_out;
+    } else if (ready < 0 && errno != EINTR) {
+      error.assign(errno, boost::system::system_category());
+    } else {
+      error.clear();
+    }
+  }
+  boost::system::error_code ignored;
+  socket.non_blocking(false, ignored);  // writes block as before
+}
+
+// Sends a last response with "Connection: close".
+void send_final(tcp::socket& socket, http::status status, const boost::json::value& body) {
+  Response response = json_response(status, body);
+  response.keep_alive(false);
+  response.prepare_payload();
+  boost::system::error_code ignored;
+  http::write(socket, response, ignored);
+}
+
 // Reads requests off one keep-alive connection until the client closes it, the server shuts
-// its read side, or a request is malformed (answered 400, then closed).
-void serve_connection(tcp::socket& socket, Application& app, const std::atomic<bool>& stopping) {
+// its read side, a request is malformed (answered 400, then closed) or does not arrive within
+// `read_timeout` (closed; answered 408 first if part of it came).
+void serve_connection(tcp::socket& socket, Application& app, const std::atomic<bool>& stopping,
+                      std::chrono::milliseconds read_timeout) {
   boost::beast::flat_buffer buffer;
   boost::system::error_code error;
   for (;;) {
-    http::request_parser<http::string_body> parser;
+    RequestParser parser;
     parser.header_limit(8 * 1024);
     parser.body_limit(64 * 1024);
-    http::read(socket, buffer, parser, error);
+    read_request(socket, buffer, parser, read_timeout, error);
     if (error == http::error::end_of_stream) break;
+    if (error == asio::error::timed_out) {
+      if (parser.got_some() || buffer.size() > 0) {
+        send_final(socket, http::status::request_timeout, {{"error", "the request did not arrive in time"}});
+      }
+      break;
+    }
     if (error) {
       const bool malformed = error.category() == http::make_error_code(http::error::bad_target).category();
-      if (malformed) {
-        Response response = json_response(http::status::bad_request, {{"error", error.message()}});
-        response.keep_alive(false);
-        response.prepare_payload();
-        http::write(socket, response, error);
-      }
+      if (malformed) send_final(socket, http::status::bad_request, {{"error", error.message()}});
       break;
     }
     Response response = app.handle(parser.get());
@@ -194,6 +237,7 @@ void serve_connection(tcp::socket& socket, Application& app, const std::atomic<b
 struct Options {
   unsigned short port = 0;
   std::chrono::milliseconds deadline{1000};
+  std::chrono::milliseconds read_timeout{30000};
 };
 
 std::optional<Options> parse_options(int argc, char** argv) {
@@ -208,6 +252,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
       options.port = static_cast<unsigned short>(number);
     } else if (flag == "--deadline-ms" && number > 0) {
       options.deadline = std::chrono::milliseconds(number);
+    } else if (flag == "--read-timeout-ms" && number > 0 && number <= 3600 * 1000) {
+      options.read_timeout = std::chrono::milliseconds(number);
     } else {
       return std::nullopt;
     }
@@ -220,7 +266,7 @@ std::optional<Options> parse_options(int argc, char** argv) {
 int main(int argc, char** argv) {
   auto options = parse_options(argc, argv);
   if (!options) {
-    std::cerr << "usage: " << argv[0] << " [--port N] [--deadline-ms N]\n";
+    std::cerr << "usage: " << argv[0] << " [--port N] [--deadline-ms N] [--read-timeout-ms N]\n";
     return 2;
   }
 
@@ -263,7 +309,9 @@ int main(int argc, char** argv) {
         continue;
       }
       connections.start(std::move(socket),
-                        [&](tcp::socket& connection) { serve_connection(connection, app, stopping); });
+                        [&](tcp::socket& connection) {
+                          serve_connection(connection, app, stopping, options->read_timeout);
+                        });
     }
   });
 
@@ -272,7 +320,8 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < dashboard::kServiceCount; ++i) {
     std::cout << dashboard::kServices[i] << " " << endpoints[i] << (i + 1 < dashboard::kServiceCount ? ", " : "\n");
   }
-  std::cout << "deadline: " << options->deadline.count() << " ms\n";
+  std::cout << "deadline: " << options->deadline.count() << " ms, read timeout: " << options->read_timeout.count()
+            << " ms\n";
   std::cout << "listening on http://" << listening << std::endl;
 
   int signal = 0;

@@ -2,8 +2,9 @@
 """Drives example_legacy_http_server with curl and wrk, as its users' clients would.
 
 Checks the answers of each route, the 504 of the routes that miss the deadline (with the
-calls still running cancelled, none left in flight), zero non-2xx answers from wrk at a few
-connections for 3 s, and that on SIGTERM every request in flight gets its full answer and
+calls still running cancelled, none left in flight), that a connection idle or trickling past
+the read timeout is closed (408 for a partial request) while the others go on, zero non-2xx
+answers from wrk at a few connections for 3 s, and that on SIGTERM every request in flight gets its full answer and
 the server exits 0 with its loops' shutdown reports.
 
 Usage: client_test.py PATH_TO_example_legacy_http_server
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from example_process import ExampleProcess, check, program_path, require_tools, run_checks  # noqa: E402
 
 DEADLINE_MS = 1500
+READ_TIMEOUT_MS = 1000
 
 
 def curl(base, path, method="GET"):
@@ -97,6 +99,43 @@ def check_malformed_request(base):
     check(status_line.startswith("HTTP/1.1 400"), f"a malformed request got {answer[:200]!r}")
 
 
+def read_until_closed(base, sent):
+    """Sends `sent` on a new connection, then reads until the server closes it: (answer, seconds)."""
+    host, port = base[len("http://"):].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as raw:
+        started = time.monotonic()
+        raw.sendall(sent)
+        answer = b""
+        while chunk := raw.recv(4096):
+            answer += chunk
+        return answer, time.monotonic() - started
+
+
+def check_read_timeout(base):
+    """An idle connection and one whose request trickles in are closed at the read timeout,
+    the second with 408; a third connection is served meanwhile."""
+    results = {}
+
+    def hold(name, sent):
+        results[name] = read_until_closed(base, sent)
+
+    clients = [threading.Thread(target=hold, args=("idle", b"")),
+               threading.Thread(target=hold, args=("partial", b"GET /stats HTTP/1.1\r\nHost: x\r\n"))]
+    for client in clients:
+        client.start()
+    get_json(base, "/stats", 200)
+    for client in clients:
+        client.join(timeout=15)
+    check(set(results) == {"idle", "partial"}, f"a connection past the read timeout was not closed: {results}")
+    for name, (answer, seconds) in results.items():
+        status_line = answer.split(b"\r\n", 1)[0].decode(errors="replace")
+        print(f"{name} connection closed after {seconds * 1000:.0f} ms: {status_line or 'no answer'}", flush=True)
+        check(READ_TIMEOUT_MS / 1000 * 0.9 <= seconds < READ_TIMEOUT_MS / 1000 + 3,
+              f"the {name} connection closed after {seconds:.2f} s for a {READ_TIMEOUT_MS} ms read timeout")
+    check(results["idle"][0] == b"", f"the idle connection got {results['idle'][0][:200]!r}")
+    check(results["partial"][0].startswith(b"HTTP/1.1 408"), f"a partial request got {results['partial'][0][:200]!r}")
+
+
 def parse_wrk(output):
     """The counts wrk printed: requests, seconds, non-2xx responses, socket errors."""
     total = re.search(r"(\d+) requests in ([\d.]+)(m?s)", output)
@@ -166,7 +205,8 @@ def sigterm_with_requests_in_flight(server, base):
 def main():
     require_tools("curl", "wrk")
     program = program_path()
-    with ExampleProcess([program, "--deadline-ms", str(DEADLINE_MS)], "http server") as server:
+    with ExampleProcess([program, "--deadline-ms", str(DEADLINE_MS), "--read-timeout-ms", str(READ_TIMEOUT_MS)],
+                        "http server") as server:
         base = "http://" + server.wait_for_line(r"listening on http://([\d.]+:\d+)").group(1)
 
         for user in (7, 8, 9):
@@ -184,6 +224,7 @@ def main():
             status, body, _ = curl(base, path, method)
             check(status == expected, f"{method} {path}: expected {expected}, got {status}: {body}")
         check_malformed_request(base)
+        check_read_timeout(base)
 
         load_test(base)
         check_nothing_in_flight(base)
