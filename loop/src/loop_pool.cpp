@@ -1,5 +1,7 @@
 #include <loopbridge/loop/loop_pool.hpp>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -22,10 +24,19 @@ std::uint64_t mix(std::uint64_t x) noexcept {
   return x;
 }
 
+// The CPUs the calling thread may run on (a cpuset, taskset or container narrows them), as
+// Rust's available_parallelism counts them; hardware_concurrency() counts every online CPU.
+std::size_t usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
 }  // namespace
 
 LoopPool::LoopPool(PoolOptions options) {
-  std::size_t count = options.loops != 0 ? options.loops : std::max(1u, std::thread::hardware_concurrency());
+  std::size_t count = options.loops != 0 ? options.loops : usable_cpus();
   loops_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     LoopOptions loop_options = options.loop;

@@ -9,6 +9,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sched.h>
+
 #include <map>
 #include <set>
 #include <string>
@@ -23,13 +25,53 @@ namespace {
 
 std::string loop_of_caller() { return std::string(current_loop()->name()); }
 
+cpu_set_t affinity_of_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  REQUIRE(::sched_getaffinity(0, sizeof set, &set) == 0);
+  return set;
+}
+
+// Narrows this thread's CPUs for the scope, as a taskset or a container's cpuset would.
+class NarrowedAffinity {
+public:
+  explicit NarrowedAffinity(unsigned cpu) : saved_(affinity_of_this_thread()) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    REQUIRE(::sched_setaffinity(0, sizeof one, &one) == 0);
+  }
+  ~NarrowedAffinity() { ::sched_setaffinity(0, sizeof saved_, &saved_); }
+  NarrowedAffinity(const NarrowedAffinity&) = delete;
+  NarrowedAffinity& operator=(const NarrowedAffinity&) = delete;
+
+private:
+  cpu_set_t saved_;
+};
+
 }  // namespace
 
-TEST_CASE("a pool defaults to one loop per hardware thread with numbered thread names") {
+TEST_CASE("a pool defaults to one loop per CPU this thread may use with numbered thread names") {
+  const cpu_set_t usable = affinity_of_this_thread();
   LoopPool pool({.loop = {.name = "pool"}});
-  CHECK(pool.size() == std::max(1u, std::thread::hardware_concurrency()));
+  CHECK(pool.size() == static_cast<std::size_t>(CPU_COUNT(&usable)));
   pool.start();
   CHECK(pool.loop(0).name() == "pool0");
+  pool.stop();
+}
+
+TEST_CASE("a pool made under a narrowed cpuset sizes itself to the CPUs left") {
+  cpu_set_t usable = affinity_of_this_thread();
+  unsigned first = 0;
+  while (!CPU_ISSET(first, &usable)) ++first;
+  if (CPU_COUNT(&usable) < 2) WARN("one usable CPU: narrowing changes nothing to tell apart");
+  NarrowedAffinity narrowed(first);
+  LoopPool pool({.loop = {.name = "narrow"}});
+  CHECK(pool.size() == 1);
+  pool.start();
+  auto answer = pool.loop(0).submit([] { return 7; });
+  require_settles(answer);
+  CHECK(answer.get() == 7);
   pool.stop();
 }
 
