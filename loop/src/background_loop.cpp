@@ -44,8 +44,7 @@ void LoopHandle::request_stop(StopOptions options) const {
 bool LoopHandle::wait_stopped(std::chrono::nanoseconds timeout) const {
   detail::LoopCore& loop = core();
   if (detail::this_thread_core() != nullptr) throw DeadlockError("wait_stopped() on a loop thread");
-  return loop.wait_finished(std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                                 std::min(timeout, std::chrono::nanoseconds(std::chrono::hours(24 * 365)))));
+  return loop.wait_finished(detail::deadline_after(timeout));
 }
 
 std::vector<LoopHandle> live_loops() {
@@ -178,7 +177,7 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
     return final_report();
   }
   loop.request_stop(options);
-  const auto deadline = std::chrono::steady_clock::now() + loop.stop_budget() + kJoinMargin;
+  const auto deadline = detail::deadline_after(detail::saturating_add(loop.stop_budget(), kJoinMargin));
   bool finished = loop.wait_finished(deadline);
   const bool own_thread = thread_.joinable();  // false: the loop runs in run_here()
   if (finished) {

@@ -496,7 +496,7 @@ bool LoopCore::admit(const SubmitOptions& options) {
   // On a loop thread, waiting could wait on this very loop: fail at once instead.
   if (policy == QueueFullPolicy::wait && this_thread_core() == nullptr) {
     const auto wait = options.full_wait.value_or(options_.full_wait);
-    if (wait_for_room(Clock::now() + std::chrono::duration_cast<Clock::duration>(wait))) return true;
+    if (wait_for_room(deadline_after(wait))) return true;
     if (!accepting()) {
       rejected_.fetch_add(1, std::memory_order_relaxed);
       return false;
@@ -919,8 +919,11 @@ std::chrono::nanoseconds LoopCore::stop_budget() const {
   }
   std::size_t stop_hooks = 0;
   for (const auto& entry : hooks_) stop_hooks += entry.on_stop ? 1 : 0;
-  return options.drain_timeout + options.cancel_timeout +
-         static_cast<std::int64_t>(stop_hooks) * (options.hook_timeout + options.cancel_timeout);
+  std::chrono::nanoseconds budget = saturating_add(options.drain_timeout, options.cancel_timeout);
+  for (std::size_t i = 0; i < stop_hooks; ++i) {
+    budget = saturating_add(budget, saturating_add(options.hook_timeout, options.cancel_timeout));
+  }
+  return budget;
 }
 
 ShutdownReport LoopCore::report() const {

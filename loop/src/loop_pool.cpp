@@ -33,6 +33,13 @@ std::size_t usable_cpus() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
+// Checked before any loop is touched: a refused call must have no effect.
+void refuse_on_loop_thread(const char* what) {
+  if (detail::this_thread_core() != nullptr) {
+    throw DeadlockError(std::string(what) + " waits for every loop of the pool, which a loop thread must not do");
+  }
+}
+
 }  // namespace
 
 LoopPool::LoopPool(PoolOptions options) {
@@ -78,6 +85,7 @@ void LoopPool::start() {
 }
 
 ShutdownReport LoopPool::stop(StopOptions options) {
+  refuse_on_loop_thread("LoopPool::stop()");
   for (auto& loop : loops_) {
     if (loop->state() != LoopState::created) loop->request_stop(options);
   }
@@ -101,7 +109,8 @@ ShutdownReport LoopPool::stop(StopOptions options) {
 }
 
 std::size_t LoopPool::cancel_all(std::chrono::nanoseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  refuse_on_loop_thread("LoopPool::cancel_all()");
+  const auto deadline = detail::deadline_after(timeout);
   std::vector<TaskHandle<std::size_t>> groups;
   groups.reserve(loops_.size());
   for (auto& loop : loops_) groups.push_back(loop->cancel_all());

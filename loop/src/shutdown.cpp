@@ -15,13 +15,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// now + d, saturating instead of overflowing for huge durations.
-Clock::time_point deadline_after(std::chrono::nanoseconds d) {
-  auto now = Clock::now();
-  auto room = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::time_point::max() - now);
-  return d >= room ? Clock::time_point::max() : now + std::chrono::duration_cast<Clock::duration>(d);
-}
-
 struct SequenceCompletion {
   LoopCore* core;
   void operator()(std::exception_ptr error) const noexcept {

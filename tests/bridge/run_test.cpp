@@ -158,3 +158,11 @@ TEST_CASE("cancel_and_wait returns once the task has unwound or reports the dead
   CHECK(stubborn.cancel_and_wait(std::chrono::steady_clock::now() + 20ms) == std::future_status::timeout);
   require_settles(stubborn);
 }
+
+TEST_CASE("run with a timeout too large for nanoseconds waits without limit", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-huge"});
+  loop.start();
+  CHECK(run(loop, [] { return sleep_then(20ms, 1); }, std::chrono::seconds::max()) == 1);
+  CHECK(run(loop, [] { return sleep_then(20ms, 2); }, std::chrono::hours::max()) == 2);
+  CHECK(run(loop, [] { return sleep_then(20ms, 3); }, std::chrono::nanoseconds::max()) == 3);
+}

@@ -153,3 +153,32 @@ TEST_CASE("pool hooks run on every loop and the destructor stops every loop") {
   }
   CHECK(stopped.load() == 2);
 }
+
+TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and change nothing") {
+  LoopPool pool({.loops = 2, .loop = {.name = "pdead"}});
+  pool.start();
+  auto parked = pool.loop(1).submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
+  REQUIRE(eventually([&] { return pool.stats().in_flight == 1; }));
+  auto from_loop = pool.loop(0).submit([&] {
+    int refused = 0;
+    try {
+      pool.cancel_all(1s);
+    } catch (const DeadlockError&) {
+      ++refused;
+    }
+    try {
+      pool.stop();
+    } catch (const DeadlockError&) {
+      ++refused;
+    }
+    return refused;
+  });
+  require_settles(from_loop);
+  CHECK(from_loop.get() == 2);
+  CHECK_FALSE(parked.ready());
+  CHECK(pool.loop(0).state() == LoopState::running);
+  CHECK(pool.loop(1).state() == LoopState::running);
+  CHECK(pool.cancel_all(std::chrono::nanoseconds::max()) == 1);  // no limit, not an instant timeout
+  CHECK_THROWS_AS(parked.get(), TaskCancelled);
+  CHECK(pool.stop().joined);
+}

@@ -152,6 +152,37 @@ TEST_CASE("stop drains in-flight tasks for the drain time before cancelling", "[
   CHECK(report.duration < 5s);
 }
 
+TEST_CASE("stop deadlines of nanoseconds max wait without limit", "[loop][stop]") {
+  constexpr auto no_limit = std::chrono::nanoseconds::max();
+  // Each deadline alone, beside the others' defaults: their sum must not overflow.
+  for (StopOptions options : {StopOptions{.drain_timeout = no_limit}, StopOptions{.cancel_timeout = no_limit},
+                              StopOptions{.hook_timeout = no_limit}}) {
+    std::atomic<int> errors{0};
+    BackgroundLoop loop({.name = "lb-no-limit", .error_handler = [&](std::exception_ptr, std::string_view) { ++errors; }});
+    std::atomic<bool> hook_ran{false};
+    loop.on_stop([&]() -> asio::awaitable<void> {
+      co_await sleep_for(50ms);
+      hook_ran = true;
+    });
+    loop.start();
+    auto slow = loop.submit([]() -> asio::awaitable<int> {
+      co_await sleep_for(100ms);
+      co_return 1;
+    });
+    ShutdownReport report = loop.stop(options);
+    CHECK(report.joined);
+    CHECK(hook_ran);
+    CHECK(errors == 0);
+    CHECK(loop.handle().wait_stopped(no_limit));
+    if (options.drain_timeout == no_limit) {
+      CHECK(report.completed == 1);
+      CHECK(slow.get() == 1);
+    } else {
+      CHECK_THROWS_AS(slow.get(), TaskCancelled);
+    }
+  }
+}
+
 TEST_CASE("a task that ignores cancellation is abandoned and its frame dies on the loop thread", "[loop][stop]") {
   std::atomic<bool> destroyed_on_loop{false};
   BackgroundLoop loop({.name = "lb-abandon"});

@@ -263,3 +263,23 @@ TEST_CASE("an operation whose initiation throws fails its task with that excepti
   CHECK(stats.failed == 2);
   CHECK(stats.in_flight == 0);
 }
+
+TEST_CASE("a timeout too large for nanoseconds means no limit instead of none", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-huge-wait"});
+  loop.start();
+  // Each max() below overflows when converted to nanoseconds: it must still wait.
+  auto later = [&] { return loop.submit([] { return add_later(20, 22); }); };
+  auto a = later();
+  CHECK(a.wait_for(std::chrono::seconds::max()) == std::future_status::ready);
+  auto b = later();
+  CHECK(b.wait_for(std::chrono::hours::max()) == std::future_status::ready);
+  auto c = later();
+  CHECK(c.wait_for(std::chrono::milliseconds::max()) == std::future_status::ready);
+  auto d = later();
+  CHECK(d.wait_for(std::chrono::nanoseconds::max()) == std::future_status::ready);
+  auto e = later();
+  CHECK(e.wait_for(std::chrono::duration<double>::max()) == std::future_status::ready);
+  auto f = later();
+  CHECK(f.cancel_and_wait(std::chrono::seconds::max()) == std::future_status::ready);
+  CHECK(a.get() + b.get() + c.get() + d.get() + e.get() == 5 * 42);
+}

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <loopbridge/loop/detail/deadline.hpp>
 #include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
@@ -77,11 +78,7 @@ template <class F, class Rep, class Period>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::duration<Rep, Period> timeout,
                      RunOptions options = {}, source_location where = source_location::current()) {
   if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("run() timeout must be positive");
-  auto now = std::chrono::steady_clock::now();
-  auto room = std::chrono::steady_clock::time_point::max() - now;
-  auto deadline = timeout >= room ? std::chrono::steady_clock::time_point::max()
-                                  : now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-  return run(loop, std::forward<F>(fn), deadline, std::move(options), where);
+  return run(loop, std::forward<F>(fn), detail::deadline_after(timeout), std::move(options), where);
 }
 
 }  // namespace loopbridge

@@ -31,8 +31,8 @@ struct PoolOptions {
  *
  * @par Thread safety
  * Distinct objects: safe. Shared objects: safe, all of it from any thread (start() and
- * stop() serialise among themselves). Blocking calls (stop(), cancel_all()) on a loop
- * thread throw DeadlockError, as for a single loop.
+ * stop() serialise among themselves). Blocking calls (stop(), cancel_all()) on any loop
+ * thread throw DeadlockError before they touch a loop: a refused call has no effect.
  *
  * @par After stop
  * As a single loop's: submissions settle with LoopStopped, post() throws LoopStopped.

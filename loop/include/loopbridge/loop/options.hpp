@@ -45,7 +45,8 @@ struct SubmitOptions {
   std::optional<std::chrono::nanoseconds> full_wait{};
 };
 
-/// How stop() treats work still in flight. See docs/lifecycle.md.
+/// How stop() treats work still in flight. See docs/lifecycle.md. Any of the timeouts may
+/// be `nanoseconds::max()`: no limit (stop() then waits as long as that step takes).
 struct StopOptions {
   /// How long in-flight tasks may go on running before they are cancelled. Zero cancels at
   /// once.

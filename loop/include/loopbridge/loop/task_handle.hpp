@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/deadline.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/errors.hpp>
 
@@ -68,16 +69,14 @@ public:
   /// Blocks until the task settles. Throws DeadlockError on a loop thread.
   void wait() const { checked().wait(spin_); }
 
-  /// Blocks until the task settles or `timeout` passes; never cancels anything.
+  /// Blocks until the task settles or `timeout` passes; never cancels anything. A timeout
+  /// too large for the clock (`seconds::max()`, say) waits without limit.
   /// Throws DeadlockError on a loop thread, InvalidArgument for a negative timeout.
   template <class Rep, class Period>
   std::future_status wait_for(std::chrono::duration<Rep, Period> timeout) const {
     if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_for timeout");
-    auto now = std::chrono::steady_clock::now();
-    auto room = std::chrono::steady_clock::time_point::max() - now;
-    auto deadline = timeout >= room ? std::chrono::steady_clock::time_point::max()
-                                    : now + std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
-    return checked().wait_until(deadline, spin_) ? std::future_status::ready : std::future_status::timeout;
+    return checked().wait_until(detail::deadline_after(timeout), spin_) ? std::future_status::ready
+                                                                        : std::future_status::timeout;
   }
 
   /// Blocks until the task settles or `deadline` passes; never cancels anything.

@@ -3,6 +3,7 @@
 #include <loopbridge/loop/backend.hpp>
 #include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/detail/command_queue.hpp>
+#include <loopbridge/loop/detail/deadline.hpp>
 #include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <chrono>
+#include <ratio>
+
+namespace loopbridge::detail {
+
+/// The steady-clock time `timeout` from now, saturating at time_point::max(): a huge timeout
+/// (`seconds::max()`, `nanoseconds::max()`) means "no limit", as Python's huge timeouts do,
+/// instead of overflowing into a deadline already past. `timeout` must not be negative.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  const auto room = Clock::time_point::max() - now;
+  // A little short of the room: no rounding of a floating or coarse timeout carries past max().
+  const auto near_room = room - room / 1024;
+  if constexpr (std::ratio_less_v<Period, Clock::period>) {
+    const auto converted = std::chrono::ceil<Clock::duration>(timeout);  // to a coarser unit: cannot overflow
+    return converted >= near_room ? Clock::time_point::max() : now + converted;
+  } else {
+    // Compared in the timeout's own unit: converting it to nanoseconds first could overflow.
+    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(near_room)) {
+      return Clock::time_point::max();
+    }
+    return now + std::chrono::ceil<Clock::duration>(timeout);
+  }
+}
+
+/// a + b for non-negative durations, saturating at nanoseconds::max().
+inline std::chrono::nanoseconds saturating_add(std::chrono::nanoseconds a, std::chrono::nanoseconds b) {
+  return b > std::chrono::nanoseconds::max() - a ? std::chrono::nanoseconds::max() : a + b;
+}
+
+}  // namespace loopbridge::detail
