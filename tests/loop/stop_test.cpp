@@ -253,16 +253,29 @@ TEST_CASE("a callable blocking the loop past the deadlines makes stop detach ins
   {
     BackgroundLoop loop({.name = "lb-blocked"});
     loop.start();
+    auto parked = loop.submit([]() -> asio::awaitable<int> {
+      co_await sleep_for(std::chrono::hours(1));
+      co_return 1;
+    });
+    REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
     loop.post([release, entered] {
       *entered = true;
       release->wait(20s);
     });
     REQUIRE(eventually([&] { return entered->load(); }));
+    auto queued = loop.submit([] { return 2; });
     auto begin = std::chrono::steady_clock::now();
     ShutdownReport report = loop.stop({.cancel_timeout = 100ms});
     CHECK(std::chrono::steady_clock::now() - begin < 5s);
     CHECK_FALSE(report.joined);
+    // The loop thread cannot act until the callable returns (docs/lifecycle.md); then the
+    // detached thread finishes the stop and every handle settles.
+    CHECK_FALSE(parked.ready());
     release->open();
+    require_settles(parked);
+    require_settles(queued);
+    CHECK_THROWS_AS(parked.get(), TaskCancelled);
+    CHECK(queued.get() == 2);  // queued ahead of the stop: it starts first, and a callable runs whole
   }
   // The detached thread finishes on its own once released.
   CHECK(eventually([] {
