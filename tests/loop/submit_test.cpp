@@ -282,4 +282,14 @@ TEST_CASE("a timeout too large for nanoseconds means no limit instead of none", 
   auto f = later();
   CHECK(f.cancel_and_wait(std::chrono::seconds::max()) == std::future_status::ready);
   CHECK(a.get() + b.get() + c.get() + d.get() + e.get() == 5 * 42);
+  // A narrow Rep holds a short timeout that must stay short.
+  Gate never;
+  auto gated = loop.submit([&]() -> asio::awaitable<int> {
+    while (!never.wait(0ms)) co_await add_later(0, 0);
+    co_return 0;
+  });
+  CHECK(gated.wait_for(std::chrono::duration<int, std::milli>(30)) == std::future_status::timeout);
+  CHECK(gated.wait_for(std::chrono::duration<short, std::micro>(100)) == std::future_status::timeout);
+  never.open();
+  CHECK(gated.get() == 0);
 }

@@ -1,7 +1,9 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <ratio>
+#include <type_traits>
 
 namespace loopbridge::detail {
 
@@ -19,11 +21,12 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
     const auto converted = std::chrono::ceil<Clock::duration>(timeout);  // to a coarser unit: cannot overflow
     return converted >= near_room ? Clock::time_point::max() : now + converted;
   } else {
-    // Compared in the timeout's own unit: converting it to nanoseconds first could overflow.
-    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(near_room)) {
-      return Clock::time_point::max();
-    }
-    return now + std::chrono::ceil<Clock::duration>(timeout);
+    // Compared in the timeout's own unit, with at least 64 bits: converting the timeout to
+    // nanoseconds first could overflow, and so could the room in a narrow Rep (int seconds).
+    using Wide = std::chrono::duration<std::common_type_t<Rep, std::int64_t>, Period>;
+    const Wide wide = timeout;
+    if (wide >= std::chrono::duration_cast<Wide>(near_room)) return Clock::time_point::max();
+    return now + std::chrono::ceil<Clock::duration>(wide);
   }
 }
 
