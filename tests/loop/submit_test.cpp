@@ -281,7 +281,13 @@ TEST_CASE("a timeout too large for nanoseconds means no limit instead of none", 
   CHECK(e.wait_for(std::chrono::duration<double>::max()) == std::future_status::ready);
   auto f = later();
   CHECK(f.cancel_and_wait(std::chrono::seconds::max()) == std::future_status::ready);
-  CHECK(a.get() + b.get() + c.get() + d.get() + e.get() == 5 * 42);
+  auto g = later();
+  CHECK(g.wait_until(std::chrono::time_point<std::chrono::steady_clock, std::chrono::seconds>::max()) ==
+        std::future_status::ready);
+  auto h = later();
+  CHECK(h.wait_until(std::chrono::time_point<std::chrono::system_clock, std::chrono::hours>::max()) ==
+        std::future_status::ready);
+  CHECK(a.get() + b.get() + c.get() + d.get() + e.get() + g.get() + h.get() == 7 * 42);
   // A narrow Rep holds a short timeout that must stay short.
   Gate never;
   auto gated = loop.submit([&]() -> asio::awaitable<int> {

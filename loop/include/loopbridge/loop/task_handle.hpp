@@ -11,7 +11,9 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <future>
+#include <type_traits>
 #include <utility>
 
 namespace loopbridge {
@@ -79,9 +81,15 @@ public:
                                                                         : std::future_status::timeout;
   }
 
-  /// Blocks until the task settles or `deadline` passes; never cancels anything.
+  /// Blocks until the task settles or `deadline` passes; never cancels anything. A deadline
+  /// beyond what the clock's own duration holds (a coarse time_point's max()) is no limit.
   template <class Clock, class Duration>
   std::future_status wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
+    using Wide = std::chrono::duration<std::common_type_t<typename Duration::rep, std::int64_t>, typename Duration::period>;
+    if (Wide(deadline.time_since_epoch()) >= std::chrono::duration_cast<Wide>(Clock::duration::max() / 2)) {
+      wait();  // `deadline - now` would overflow the clock's duration
+      return std::future_status::ready;
+    }
     for (;;) {
       auto left = deadline - Clock::now();
       if (left <= decltype(left)::zero()) return ready() ? std::future_status::ready : std::future_status::timeout;
