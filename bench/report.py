@@ -145,9 +145,9 @@ BOUNDS = {
         "and glibc frees three blocks per task (two coroutine frames and the timer's operation: "
         "about a fifth). Tokio drops each future in place inside its task, which is freed only "
         "when its `JoinHandle` goes, after the timed stop. Destroying those posts in place "
-        "instead measured 1.7 ms against 2.8 ms on the 2-vCPU machine, but would run frame destructors inside "
-        "whatever lock the poster holds (a channel's close holds the channel's): a possible "
-        "hang at shutdown, so loopbridge leaves them to the scheduler."),
+        "instead measured 1.7 ms against 2.8 ms on the 2-vCPU machine, but would run frame "
+        "destructors inside whatever lock the poster holds (a channel's close holds the "
+        "channel's): a possible hang at shutdown, so loopbridge leaves them to the scheduler."),
     "stop_asio": (
         "Both sides resume every task with an exception thrown in its frame by Asio's "
         "`use_awaitable`; `co_spawn`'s entry point then rethrows it into its own frame, a "

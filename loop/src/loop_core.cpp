@@ -700,7 +700,7 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   // On a borrowed io_context, what the task's coroutine leaves there (a coroutine it
   // co_spawned on its executor, which nothing here tracks) may be resumed by the owner after
   // the loop is gone, and each resumption passes through this core.
-  if (!owned_io_ && task.coroutine && !task.keeps_loop) task.keeps_loop = Ref<RefCounted>::share(this);
+  if (!owned_io_ && task.coroutine) task.keeps_loop = Ref<RefCounted>::share(this);
   if (!hook) running_delta(+1);
   if (task.coroutine && !hook) link(task);
   RunScope scope(*this, task.label, RunScope::Kind::command);

@@ -11,9 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
-#include <cstdint>
 #include <future>
-#include <type_traits>
 #include <utility>
 
 namespace loopbridge {
@@ -85,7 +83,7 @@ public:
   /// beyond what the clock's own duration holds (a coarse time_point's max()) is no limit.
   template <class Clock, class Duration>
   std::future_status wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
-    using Wide = std::chrono::duration<std::common_type_t<typename Duration::rep, std::int64_t>, typename Duration::period>;
+    using Wide = detail::wide_duration_t<Duration>;
     if (Wide(deadline.time_since_epoch()) >= std::chrono::duration_cast<Wide>(Clock::duration::max() / 2)) {
       wait();  // `deadline - now` would overflow the clock's duration
       return std::future_status::ready;

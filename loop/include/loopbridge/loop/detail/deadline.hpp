@@ -7,6 +7,12 @@
 
 namespace loopbridge::detail {
 
+/// `Duration` with a Rep of at least 64 bits: compares with the clock's range without
+/// overflowing a narrow Rep (an int count of milliseconds).
+template <class Duration>
+using wide_duration_t =
+    std::chrono::duration<std::common_type_t<typename Duration::rep, std::int64_t>, typename Duration::period>;
+
 /// The steady-clock time `timeout` from now, saturating at time_point::max(): a huge timeout
 /// (`seconds::max()`, `nanoseconds::max()`) means "no limit", as Python's huge timeouts do,
 /// instead of overflowing into a deadline already past. `timeout` must not be negative.
@@ -23,7 +29,7 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
   } else {
     // Compared in the timeout's own unit, with at least 64 bits: converting the timeout to
     // nanoseconds first could overflow, and so could the room in a narrow Rep (int seconds).
-    using Wide = std::chrono::duration<std::common_type_t<Rep, std::int64_t>, Period>;
+    using Wide = wide_duration_t<std::chrono::duration<Rep, Period>>;
     const Wide wide = timeout;
     if (wide >= std::chrono::duration_cast<Wide>(near_room)) return Clock::time_point::max();
     return now + std::chrono::ceil<Clock::duration>(wide);
