@@ -2,17 +2,39 @@
 #include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
+#include <utility>
+
 namespace loopbridge::detail {
 namespace {
 
-thread_local Ref<HostWaiter> t_host_waiter;
+// Trivially destructible, so still readable from the destructors of thread_local and static
+// objects that run after the owner below has released the waiter.
+constinit thread_local HostWaiter* t_host_waiter = nullptr;
+constinit thread_local bool t_host_waiter_released = false;
+
+struct HostWaiterOwner {
+  bool armed = false;
+  ~HostWaiterOwner() {
+    t_host_waiter_released = true;
+    if (HostWaiter* waiter = std::exchange(t_host_waiter, nullptr)) waiter->release();
+  }
+};
+thread_local HostWaiterOwner t_host_waiter_owner;
 
 }  // namespace
 
-HostWaiter* this_thread_host_waiter() {
-  if (this_thread_core() != nullptr) return nullptr;
-  if (!t_host_waiter) t_host_waiter = Ref<HostWaiter>::adopt(new HostWaiter());
-  return t_host_waiter.get();
+Ref<HostWaiter> this_thread_host_waiter() {
+  if (this_thread_core() != nullptr) return {};
+  if (t_host_waiter != nullptr) return Ref<HostWaiter>::share(t_host_waiter);
+  auto waiter = Ref<HostWaiter>::adopt(new HostWaiter());
+  if (!t_host_waiter_released) {
+    t_host_waiter_owner.armed = true;  // registers its destructor
+    t_host_waiter = waiter.get();
+    waiter->add_ref();
+  }
+  // Otherwise the thread is ending (an exit-time destructor submits work): each call gets a
+  // waiter of its own. Waits work; call_host() requests from its tasks are refused.
+  return waiter;
 }
 
 bool HostWaiter::post(HandoffCall& call) {

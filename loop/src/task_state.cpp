@@ -65,7 +65,7 @@ bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
   if (ready()) return true;
   auto& word = word_;
   // While this thread waits, its tasks may call back into it (call_host).
-  HostWaiter* host = this_thread_host_waiter();
+  const Ref<HostWaiter> host = this_thread_host_waiter();
   const StateBase* outer_wait = host->begin_wait(*this);
   if (spin > std::chrono::nanoseconds::zero()) {
     if (deadline) spin = std::min(spin, std::chrono::nanoseconds(*deadline - std::chrono::steady_clock::now()));

@@ -84,7 +84,7 @@ public:
     using Result = task_result_t<F>;
     auto task = make_task(std::forward<F>(fn), detail::TaskKind::task, options, where);  // the handle's reference
     // The submitting host thread: the task's call_host() reaches it while it waits.
-    task->host_waiter = detail::Ref<detail::HostWaiter>::share(detail::this_thread_host_waiter());
+    task->host_waiter = detail::this_thread_host_waiter();
     task->add_ref();  // the queue's
     if (!enqueue(*task, options)) task->release();
     return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_, core_->spin_before_sleep());

@@ -53,7 +53,8 @@ private:
   int expecting_ = 0;
 };
 
-/// This host thread's waiter (made on first use); null on a loop thread.
-HostWaiter* this_thread_host_waiter();
+/// This host thread's waiter (made on first use); null on a loop thread. Also safe from the
+/// destructors that run as the thread or the process ends.
+Ref<HostWaiter> this_thread_host_waiter();
 
 }  // namespace loopbridge::detail
