@@ -166,3 +166,59 @@ TEST_CASE("run with a timeout too large for nanoseconds waits without limit", "[
   CHECK(run(loop, [] { return sleep_then(20ms, 2); }, std::chrono::hours::max()) == 2);
   CHECK(run(loop, [] { return sleep_then(20ms, 3); }, std::chrono::nanoseconds::max()) == 3);
 }
+
+TEST_CASE("a deadline of time_point min() only polls and throws Timeout", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-min"});
+  loop.start();
+  const auto begin = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(run(loop, [] { return sleep_then(std::chrono::hours(1), 1); },
+                      std::chrono::steady_clock::time_point::min()),
+                  Timeout);
+  CHECK(std::chrono::steady_clock::now() - begin < 5s);
+  auto task = loop.submit([] { return sleep_then(std::chrono::hours(1), 1); });
+  CHECK(task.wait_until(std::chrono::steady_clock::time_point::min()) == std::future_status::timeout);
+  CHECK(task.wait_until(std::chrono::system_clock::time_point::min()) == std::future_status::timeout);
+  CHECK(task.wait_until(std::chrono::time_point<std::chrono::steady_clock, std::chrono::hours>::min()) ==
+        std::future_status::timeout);
+  CHECK(task.cancel());
+  require_settles(task);
+}
+
+TEST_CASE("run returns the value of a running callable that a cancel could not stop", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-busy"});
+  loop.start();
+  std::atomic<bool> ran{false};
+  CHECK(run(loop,
+            [&] {
+              std::this_thread::sleep_for(200ms);
+              ran = true;
+              return 42;
+            },
+            20ms) == 42);
+  CHECK(ran);
+  CHECK(loop.stats().completed == 1);
+  CHECK(loop.stats().cancelled == 0);
+}
+
+TEST_CASE("a thread_local destructor that outlives the thread's loopbridge state may still call run",
+          "[bridge][run][exit]") {
+  // Destroyed after loopbridge's own per-thread state (constructed before it), as an
+  // exit-time flush would be.
+  struct FlushAtThreadExit {
+    BackgroundLoop* loop = nullptr;
+    std::atomic<int>* result = nullptr;
+    ~FlushAtThreadExit() {
+      if (loop) *result = run(*loop, [] { return 7; }, 5s) + loop->submit([] { return 1; }).get();
+    }
+  };
+  BackgroundLoop loop({.name = "lb-run-tlexit"});
+  loop.start();
+  std::atomic<int> result{0};
+  std::thread([&] {
+    thread_local FlushAtThreadExit flush;
+    flush.loop = &loop;
+    flush.result = &result;
+    CHECK(run(loop, [] { return 1; }, 5s) == 1);
+  }).join();
+  CHECK(result == 8);
+}

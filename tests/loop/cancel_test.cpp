@@ -237,3 +237,37 @@ TEST_CASE("cancelling both branches of an awaitable operator is not an error") {
   REQUIRE_THROWS_AS(task.get(), TaskCancelled);
   CHECK(loop.stats().errors_reported == 0);
 }
+
+TEST_CASE("a cancel_and_wait refused for its arguments or its thread cancels nothing", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-no"});
+  loop.start();
+  std::atomic<int> aborted{0};
+  std::atomic<int> started{0};
+  auto task = loop.submit([&] { return sleep_long(&aborted, &started); });
+  REQUIRE(eventually([&] { return started.load() == 1; }));
+  CHECK_THROWS_AS(task.cancel_and_wait(-1s), InvalidArgument);
+  auto from_loop = loop.submit([&] {
+    try {
+      task.cancel_and_wait(1s);
+    } catch (const DeadlockError&) {
+      return true;
+    }
+    return false;
+  });
+  require_settles(from_loop);
+  CHECK(from_loop.get());
+  auto from_loop_deadline = loop.submit([&] {
+    try {
+      task.cancel_and_wait(std::chrono::steady_clock::now() + 1s);
+    } catch (const DeadlockError&) {
+      return true;
+    }
+    return false;
+  });
+  require_settles(from_loop_deadline);
+  CHECK(from_loop_deadline.get());
+  CHECK(task.wait_for(50ms) == std::future_status::timeout);
+  CHECK(aborted == 0);
+  CHECK(task.cancel_and_wait(5s) == std::future_status::ready);
+  CHECK(aborted == 1);
+}

@@ -35,7 +35,8 @@ struct RunOptions {
  * `options.unwind_timeout` for it to finish unwinding, and throws Timeout: unlike asyncio's
  * `future.result(timeout)`, nothing is left running behind the caller (unless it ignored
  * the cancellation past the unwind timeout; the message says so). A value that arrives
- * together with the deadline is returned.
+ * together with the deadline is returned, and so is the outcome of a plain callable that
+ * was already running (a cancel cannot stop it) and then ran to its end.
  *
  * While it waits, the calling thread runs the task's call_host() requests (asgiref's
  * thread-sensitive mode); those may call run() again.
@@ -61,15 +62,23 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
   detail::check_may_block("loopbridge::run");
   if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
   // From here to the end of the wait, this thread takes the task's call_host() requests.
-  detail::HostWaiter::Expecting expecting(*detail::this_thread_host_waiter());
+  const detail::Ref<detail::HostWaiter> host = detail::this_thread_host_waiter();
+  detail::HostWaiter::Expecting expecting(*host);
   SubmitOptions submit_options;
   submit_options.name = std::move(options.name);
   submit_options.stop = options.stop;
   TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), std::move(submit_options), where);
   if (handle.wait_until(deadline) == std::future_status::ready || !handle.cancel()) return handle.get();
-  const bool unwound = handle.wait_for(options.unwind_timeout) == std::future_status::ready;
-  throw Timeout(unwound ? "run(): the deadline passed; the task was cancelled and has unwound"
-                        : "run(): the deadline passed; the task was cancelled but is still unwinding");
+  if (handle.wait_for(options.unwind_timeout) != std::future_status::ready) {
+    throw Timeout("run(): the deadline passed; the task was cancelled but is still unwinding");
+  }
+  // A cancel cannot stop a callable that is already running: one that then ran to its end
+  // settled with its own outcome, which stands.
+  try {
+    return handle.get();
+  } catch (const TaskCancelled&) {
+    throw Timeout("run(): the deadline passed; the task was cancelled and has unwound");
+  }
 }
 
 /// run() with a timeout instead of a deadline. Throws InvalidArgument for a timeout that is

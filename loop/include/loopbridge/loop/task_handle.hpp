@@ -80,14 +80,19 @@ public:
   }
 
   /// Blocks until the task settles or `deadline` passes; never cancels anything. A deadline
-  /// beyond what the clock's own duration holds (a coarse time_point's max()) is no limit.
+  /// beyond what the clock's own duration holds (a coarse time_point's max()) is no limit;
+  /// one as far in the past (min()) only polls, as any passed deadline does.
   template <class Clock, class Duration>
   std::future_status wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
+    // Out there, `deadline - now` would overflow the clock's duration.
     using Wide = detail::wide_duration_t<Duration>;
-    if (Wide(deadline.time_since_epoch()) >= std::chrono::duration_cast<Wide>(Clock::duration::max() / 2)) {
-      wait();  // `deadline - now` would overflow the clock's duration
+    const Wide since_epoch(deadline.time_since_epoch());
+    const auto far = std::chrono::duration_cast<Wide>(Clock::duration::max() / 2);
+    if (since_epoch >= far) {
+      wait();
       return std::future_status::ready;
     }
+    if (since_epoch <= -far) return ready() ? std::future_status::ready : std::future_status::timeout;
     for (;;) {
       auto left = deadline - Clock::now();
       if (left <= decltype(left)::zero()) return ready() ? std::future_status::ready : std::future_status::timeout;
@@ -118,16 +123,21 @@ public:
   bool cancel() { return checked().request_cancel(); }
 
   /// Cancels the task and blocks until it has finished unwinding or `deadline` passed
-  /// (then `timeout`: the task is still unwinding). Throws DeadlockError on a loop thread.
+  /// (then `timeout`: the task is still unwinding). Throws DeadlockError on a loop thread,
+  /// before cancelling anything.
   template <class Clock, class Duration>
   std::future_status cancel_and_wait(std::chrono::time_point<Clock, Duration> deadline) {
+    detail::check_may_block("TaskHandle::cancel_and_wait");
     cancel();
     return wait_until(deadline);
   }
 
-  /// As cancel_and_wait(deadline), with a timeout from now.
+  /// As cancel_and_wait(deadline), with a timeout from now. Throws InvalidArgument for a
+  /// negative timeout, before cancelling anything.
   template <class Rep, class Period>
   std::future_status cancel_and_wait(std::chrono::duration<Rep, Period> timeout) {
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative cancel_and_wait timeout");
+    detail::check_may_block("TaskHandle::cancel_and_wait");
     cancel();
     return wait_for(timeout);
   }
