@@ -73,6 +73,9 @@ void LoopPool::on_start_stop(const Hook& start, const Hook& stop) {
 }
 
 void LoopPool::start() {
+  if (start_claimed_.exchange(true, std::memory_order_acq_rel)) {
+    throw InvalidState("LoopPool::start() called again: a pool starts once");
+  }
   for (std::size_t i = 0; i < loops_.size(); ++i) {
     try {
       loops_[i]->start();

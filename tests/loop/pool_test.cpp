@@ -182,3 +182,21 @@ TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and cha
   CHECK_THROWS_AS(parked.get(), TaskCancelled);
   CHECK(pool.stop().joined);
 }
+
+TEST_CASE("a second pool start throws InvalidState and leaves the running pool alone") {
+  LoopPool pool({.loops = 2, .loop = {.name = "ptwice"}});
+  pool.start();
+  auto parked = pool.loop(1).submit([]() -> asio::awaitable<int> {
+    co_await sleep_for(50ms);
+    co_return 1;
+  });
+  CHECK_THROWS_AS(pool.start(), InvalidState);
+  CHECK(pool.loop(0).state() == LoopState::running);
+  CHECK(pool.loop(1).state() == LoopState::running);
+  require_settles(parked);
+  CHECK(parked.get() == 1);
+  auto after = pool.submit([] { return 2; });
+  require_settles(after);
+  CHECK(after.get() == 2);
+  CHECK(pool.stop().joined);
+}

@@ -53,7 +53,8 @@ public:
   void on_start_stop(const Hook& start, const Hook& stop);
 
   /// Starts every loop; returns once all run. If one fails to start, the others are
-  /// stopped and its error is rethrown.
+  /// stopped and its error is rethrown. Throws InvalidState, with no effect, when start()
+  /// was called before (from any thread).
   void start();
 
   /// Stops every loop at once (each with `options`) and joins them; returns the sum of
@@ -108,6 +109,7 @@ private:
 
   std::vector<std::unique_ptr<BackgroundLoop>> loops_;
   mutable std::atomic<std::size_t> next_{0};
+  std::atomic<bool> start_claimed_{false};
 };
 
 }  // namespace loopbridge
