@@ -923,6 +923,10 @@ std::chrono::nanoseconds LoopCore::stop_budget() const {
   for (std::size_t i = 0; i < stop_hooks; ++i) {
     budget = saturating_add(budget, saturating_add(options.hook_timeout, options.cancel_timeout));
   }
+  // A stop that arrives during the on_start hooks runs after them (run_here()).
+  if (lifecycle() == Lifecycle::starting) {
+    budget = saturating_add(budget, saturating_add(options_.start_timeout, options_.destructor_stop.cancel_timeout));
+  }
   return budget;
 }
 

@@ -72,9 +72,10 @@ void LoopCore::thread_main(LoopThread where) noexcept {
     leave_borrowed_io_context();
   }
   if (workers_) {
-    // Waiters are gone (cancelled or abandoned above); the functions still running get the
-    // cancel deadline to return.
-    abandoned_workers_.store(workers_->stop(deadline_after(active_stop_.cancel_timeout)), std::memory_order_relaxed);
+    // Waiters are gone (cancelled or abandoned above); the functions still running get what
+    // is left of the cancel deadline to return (stop()'s budget counts it once).
+    const auto deadline = cancel_deadline_.value_or(deadline_after(active_stop_.cancel_timeout));
+    abandoned_workers_.store(workers_->stop(deadline), std::memory_order_relaxed);
     workers_.reset();
   }
   set_this_thread_core(nullptr);
@@ -245,6 +246,7 @@ boost::asio::awaitable<void> LoopCore::wind_down() {
   if (active_stop_.drain_timeout > std::chrono::nanoseconds::zero()) {
     co_await wait_until(idle, deadline_after(active_stop_.drain_timeout));
   }
+  cancel_deadline_ = deadline_after(active_stop_.cancel_timeout);
   // Dropping needs an io_context the loop may shut down: a borrowed one keeps its pending
   // handlers (so the frames) for its owner, who would resume them. Cancel those instead.
   if (active_stop_.drop_in_flight && owned_io_) {
@@ -255,7 +257,7 @@ boost::asio::awaitable<void> LoopCore::wind_down() {
       deliver_cancel(*task);
       task = next;
     }
-    co_await wait_until(idle, deadline_after(active_stop_.cancel_timeout));
+    co_await wait_until(idle, *cancel_deadline_);
     abandon_remaining(/*dropped=*/false);
   }
   co_await settle_pending_waits();

@@ -179,3 +179,34 @@ TEST_CASE("jobs queued together each get a thread while the pool has room", "[br
   CHECK(a.get());
   CHECK(b.get());
 }
+
+TEST_CASE("a worker that ignores its stop token gets what is left of the cancel deadline and stop still joins",
+          "[bridge][to_thread][stop]") {
+  // A cancel deadline longer than stop()'s join margin: waiting a second full cancel
+  // deadline for the worker would outlast stop()'s budget and detach the loop thread.
+  auto release = std::make_shared<Gate>();
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  ShutdownReport report;
+  std::chrono::steady_clock::duration took{};
+  {
+    BackgroundLoop loop({.name = "lb-offload-deaf"});
+    loop.start();
+    auto task = loop.submit([release, started]() -> asio::awaitable<int> {
+      auto op = to_thread([release, started] {
+        *started = true;
+        release->wait();
+        return 1;
+      });
+      co_return co_await std::move(op);
+    });
+    REQUIRE(eventually([&] { return started->load(); }));
+    const auto t0 = std::chrono::steady_clock::now();
+    report = loop.stop({.cancel_timeout = 2500ms});
+    took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(task.ready());
+  }
+  CHECK(report.joined);
+  CHECK(report.abandoned_workers == 1);
+  CHECK(took < 4s);
+  release->open();
+}

@@ -134,13 +134,16 @@ public:
   /// Stops the loop and joins its thread; see the class comment for the sequence.
   /**
    * Idempotent: later calls (from any thread) wait for the first to finish and return its
-   * report, with the counts brought up to date (refused submissions go on counting). On this loop's own thread it requests the stop with `options` and returns
-   * at once (report.joined == false). A loop never started becomes stopped. With
+   * report, with the counts brought up to date (refused submissions go on counting). On
+   * this loop's own thread it requests the stop with `options` and returns at once
+   * (report.joined == false). A loop never started becomes stopped. With
    * run_here(), it waits for the loop to end on the run_here() thread (report.joined tells
    * whether it ended within the deadlines).
    *
    * @par Blocking
-   * Up to the options' deadlines (hooks, drain, cancel); never longer.
+   * Up to the options' deadlines (hooks, drain, cancel; to_thread functions get what is
+   * left of the cancel deadline); never longer. A stop during start() (its on_start hooks)
+   * first waits for the start, up to LoopOptions::start_timeout.
    * @par Throws
    * DeadlockError on another loop's thread; InvalidArgument for a negative deadline.
    */

@@ -527,6 +527,9 @@ private:
   std::atomic<bool> stop_requested_{false};
 
   StopOptions active_stop_;  // loop thread: the options of the stop under way
+  // Loop thread: when cancelled tasks, and the to_thread functions they waited on, must have
+  // ended (set once the stop starts cancelling).
+  std::optional<std::chrono::steady_clock::time_point> cancel_deadline_;
 
   // Start and finish latches, shared with the host thread.
   mutable std::mutex latch_mutex_;
