@@ -8,12 +8,28 @@
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <mutex>
+#include <vector>
 #include <thread>
 
 namespace loopbridge::detail {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Held in a list that is never freed, so that leak checkers take them for what they are:
+// kept on purpose.
+void keep_for_good(PendingWait& wait) noexcept {
+  static std::mutex mutex;
+  static auto* kept = new std::vector<PendingWait*>();
+  wait.keep_without_loop();
+  std::lock_guard lock(mutex);
+  try {
+    kept->push_back(&wait);
+  } catch (...) {
+  }
+}
 
 struct SequenceCompletion {
   LoopCore* core;
@@ -59,27 +75,51 @@ void LoopCore::thread_main(LoopThread where) noexcept {
   }
   progress_timer_.reset();
   wait_for_late_wakes();
+  if (workers_) {
+    // Their waiters are gone (cancelled, or kept aside below); the functions still running
+    // get what is left of the cancel deadline to return (stop()'s budget counts it once).
+    const auto deadline = cancel_deadline_.value_or(deadline_after(active_stop_.cancel_timeout));
+    abandoned_workers_.store(workers_->stop(deadline), std::memory_order_relaxed);
+    workers_.reset();
+  }
+  const bool frames_kept = release_waits_on_running_work();
   if (owned_io_) {
     // Destroys the frames of abandoned coroutines here, on the loop thread, and only then
     // the callables whose captures those frames may still use.
     owned_io_->shutdown();
     for (TaskBase* task : abandoned_) {
-      task->drop_function();
+      if (!frames_kept) task->drop_function();
       task->state().release();
     }
     abandoned_.clear();
   } else {
     leave_borrowed_io_context();
   }
-  if (workers_) {
-    // Waiters are gone (cancelled or abandoned above); the functions still running get what
-    // is left of the cancel deadline to return (stop()'s budget counts it once).
-    const auto deadline = cancel_deadline_.value_or(deadline_after(active_stop_.cancel_timeout));
-    abandoned_workers_.store(workers_->stop(deadline), std::memory_order_relaxed);
-    workers_.reset();
-  }
   set_this_thread_core(nullptr);
   open_latch(finished_);
+}
+
+bool LoopCore::release_waits_on_running_work() noexcept {
+  // Host calls have no pool to wait for: they get the rest of the cancel deadline here.
+  const auto deadline = cancel_deadline_.value_or(Clock::now());
+  auto returned = [](PendingWait* wait) { return wait->awaited().ready(); };
+  while (!std::all_of(waits_on_running_work_.begin(), waits_on_running_work_.end(), returned) &&
+         Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  bool frames_kept = false;
+  for (PendingWait* wait : waits_on_running_work_) {
+    // A function still running now (a detached worker, a host call) keeps its waiter's
+    // frame, and so the task's callable: never freed, rather than freed under it.
+    if (returned(wait)) {
+      wait->destroy_now();
+    } else {
+      frames_kept = true;
+      keep_for_good(*wait);
+    }
+  }
+  waits_on_running_work_.clear();
+  return frames_kept;
 }
 
 void LoopCore::wait_for_late_wakes() noexcept {
@@ -272,6 +312,7 @@ void LoopCore::register_wait(PendingWait& wait) noexcept {
 }
 
 void LoopCore::unregister_wait(PendingWait& wait) noexcept {
+  if (wait.prev_wait == nullptr && waits_head_ != &wait) return;  // taken out at stop already
   (wait.prev_wait ? wait.prev_wait->next_wait : waits_head_) = wait.next_wait;
   if (wait.next_wait) wait.next_wait->prev_wait = wait.prev_wait;
   wait.prev_wait = wait.next_wait = nullptr;
@@ -285,7 +326,20 @@ boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
   while (waits_head_ != nullptr && Clock::now() < deadline) {
     for (PendingWait* wait = waits_head_; wait != nullptr;) {
       PendingWait* next = wait->next_wait;
-      if (wait->awaited().reclaim_continuation(*wait)) wait->destroy_now();
+      if (wait->awaited().reclaim_continuation(*wait)) {
+        if (wait->frame_used_by_work()) {
+          // Its function still runs (the task was abandoned or dropped): ask it to stop, and
+          // keep the frame it may use until it has returned (out of memory: for good).
+          wait->awaited().request_cancel();
+          try {
+            waits_on_running_work_.push_back(wait);
+          } catch (...) {
+          }
+          unregister_wait(*wait);
+        } else {
+          wait->destroy_now();
+        }
+      }
       wait = next;
     }
     drain();

@@ -167,3 +167,32 @@ TEST_CASE("call_host fails at once when no host is waiting", "[bridge][host][err
   CHECK(eventually([&] { return done.load(); }));
   CHECK(refused);
 }
+
+TEST_CASE("a stop that drops a task keeps its frame until the host call using it has returned",
+          "[bridge][host][stop]") {
+  // The host function reads a local of the coroutine's frame after the stop dropped the
+  // task (AddressSanitizer watches it).
+  BackgroundLoop loop({.name = "lb-host-drop"});
+  loop.start();
+  std::atomic<bool> in_call{false};
+  std::atomic<int> read{0};
+  std::jthread stopper([&] {
+    while (!in_call) std::this_thread::sleep_for(1ms);
+    loop.stop({.cancel_timeout = 5s, .drop_in_flight = true});
+  });
+  CHECK_THROWS_AS(run(loop,
+                      [&]() -> asio::awaitable<int> {
+                        std::vector<int> local(1000, 7);
+                        auto op = call_host([&] {
+                          in_call = true;
+                          std::this_thread::sleep_for(200ms);
+                          read = local[999];
+                          return 1;
+                        });
+                        co_return co_await std::move(op);
+                      },
+                      10s),
+                  TaskCancelled);
+  stopper.join();
+  CHECK(read == 7);
+}

@@ -210,3 +210,31 @@ TEST_CASE("a worker that ignores its stop token gets what is left of the cancel 
   CHECK(took < 4s);
   release->open();
 }
+
+TEST_CASE("a stop that drops a task keeps its frame until the to_thread function using it has returned",
+          "[bridge][to_thread][stop]") {
+  // The function ignores its stop token and reads a local of the coroutine's frame after
+  // the stop dropped the task (AddressSanitizer watches it).
+  auto read = std::make_shared<std::atomic<int>>(0);
+  auto started = std::make_shared<std::atomic<bool>>(false);
+  ShutdownReport report;
+  {
+    BackgroundLoop loop({.name = "lb-offload-keep"});
+    loop.start();
+    auto task = loop.submit([read, started]() -> asio::awaitable<int> {
+      std::vector<int> local(1000, 7);
+      auto op = to_thread([&local, read, started] {
+        *started = true;
+        std::this_thread::sleep_for(300ms);
+        *read = local[999];
+        return 1;
+      });
+      co_return co_await std::move(op);
+    });
+    REQUIRE(eventually([&] { return started->load(); }));
+    report = loop.stop({.cancel_timeout = 5s, .drop_in_flight = true});
+    REQUIRE(task.ready());
+  }
+  CHECK(report.joined);
+  CHECK(eventually([&] { return read->load() == 7; }));
+}

@@ -65,7 +65,9 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall
  * Called from the task's coroutine on the loop thread; `fn` runs on the host thread.
  *
  * @par After stop
- * A stop cancels the task; a call already running on the host finishes first.
+ * A stop cancels the task; a call already running on the host finishes first. If the
+ * task is abandoned or dropped meanwhile, its frame (which `fn` may use) is kept until `fn`
+ * returns, up to the stop's cancel deadline, and for good past it.
  *
  * @par Throws
  * HostNotWaiting, at once, when the task was submitted from a loop thread, or its host

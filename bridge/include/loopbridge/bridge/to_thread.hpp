@@ -61,7 +61,8 @@ boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& 
  * for whether the coroutine then waits for `fn` to return. At stop, the loop waits for
  * running functions up to its cancel deadline and reports those it had to leave behind
  * (ShutdownReport::abandoned_workers); a function that finishes later never touches the
- * stopped loop. `fn` is destroyed on the worker thread.
+ * stopped loop, and the frame of a coroutine waiting on it (abandoned or dropped at stop)
+ * is kept while it runs. `fn` is destroyed on the worker thread.
  *
  * Build the awaitable in its own statement (`auto op = to_thread(fn); co_await
  * std::move(op);`): g++ 12 can destroy temporaries of a co_await full-expression twice.

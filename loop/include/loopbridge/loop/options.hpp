@@ -61,7 +61,9 @@ struct StopOptions {
   /// loop thread (the destructors of their locals run; no code after their suspension point
   /// does) and their handles settle with TaskCancelled. Much cheaper for many parked tasks
   /// (no exception per task); use it when tasks need no orderly unwinding (no cleanup in
-  /// catch blocks, no co_await during cleanup). cancel_timeout then plays no part. A loop
+  /// catch blocks, no co_await during cleanup). cancel_timeout then only bounds the wait
+  /// for to_thread and call_host functions still running: a frame they may use is
+  /// destroyed once they return (kept for good past the deadline, never freed under them). A loop
   /// on a borrowed io_context cannot destroy what waits in it: there the tasks are
   /// cancelled and unwound as without this option.
   bool drop_in_flight = false;

@@ -59,6 +59,8 @@ public:
   void execute(LoopCore&) noexcept override { complete(); }
   void discard(LoopCore&) noexcept override { destroy_now(); }
   StateBase& awaited() noexcept override { return *awaited_; }
+  bool frame_used_by_work() const noexcept override { return on_cancel_ == OnCancel::stop_and_wait; }
+  void keep_without_loop() noexcept override { home_ = Ref<LoopCore>(); }
 
   void destroy_now() noexcept override {
     detach();

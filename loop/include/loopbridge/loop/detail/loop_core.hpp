@@ -67,6 +67,12 @@ public:
   /// Loop thread, at shutdown, after the continuation was taken back: destroy the waiting
   /// handler (and so the coroutine frame) here.
   virtual void destroy_now() noexcept = 0;
+  /// True when the awaited work (a to_thread or call_host function) may use the waiting
+  /// coroutine's frame until it returns: the frame must outlive it.
+  virtual bool frame_used_by_work() const noexcept = 0;
+  /// Loop thread, at its end, for a wait whose function still runs: the wait and its frame
+  /// are never destroyed; this lets go of the loop, so that the rest of it is freed.
+  virtual void keep_without_loop() noexcept = 0;
   /// The state whose continuation this is.
   virtual StateBase& awaited() noexcept = 0;
 
@@ -398,6 +404,9 @@ public:
   /// coroutine: the task fails with it once its frame is destroyed. Also reported.
   void escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept;
   void register_wait(PendingWait& wait) noexcept;
+  /// Loop thread, at its end: destroys the waits kept at stop whose function returned by
+  /// the cancel deadline. True if any function still runs (its frame is kept for good).
+  bool release_waits_on_running_work() noexcept;
   void unregister_wait(PendingWait& wait) noexcept;
 
 private:
@@ -489,6 +498,9 @@ private:
   std::uint64_t next_seq_ = 0;
   std::vector<Ref<CancelAllState>> pending_cancel_alls_;
   std::vector<TaskBase*> abandoned_;
+  // Waits taken back at stop whose function was still running with their frame's locals:
+  // destroyed once it has returned, or never (the frame then outlives the loop).
+  std::vector<PendingWait*> waits_on_running_work_;
   std::vector<Ref<RefCounted>> retiring_;  // each holds a reference until its frame is gone
   std::optional<boost::asio::steady_timer> progress_timer_;
   bool waiting_for_progress_ = false;
