@@ -80,8 +80,9 @@ void LoopPool::start() {
     try {
       loops_[i]->start();
     } catch (...) {
-      for (auto& loop : loops_) loop->request_stop();
-      for (std::size_t j = 0; j < i; ++j) loops_[j]->stop();
+      for (std::size_t j = 0; j < i; ++j) loops_[j]->request_stop();
+      // Those never started become stopped too: their submissions settle LoopStopped.
+      for (auto& loop : loops_) loop->stop();
       throw;
     }
   }

@@ -34,6 +34,13 @@ TEST_CASE("negative deadlines are refused with InvalidArgument", "[loop][errors]
   auto task = loop.submit([] { return 1; });
   CHECK_THROWS_AS(task.wait_for(-1ms), InvalidArgument);
   require_settles(task);
+  // Refused per call too, whether or not the queue is full.
+  SubmitOptions negative_full_wait;
+  negative_full_wait.when_full = QueueFullPolicy::wait;
+  negative_full_wait.full_wait = -1s;
+  CHECK_THROWS_AS(loop.submit([] { return 1; }, negative_full_wait), InvalidArgument);
+  CHECK_THROWS_AS(loop.post([] {}, negative_full_wait), InvalidArgument);
+  CHECK(loop.stats().submitted == 1);
   CHECK(loop.state() == LoopState::running);
 }
 

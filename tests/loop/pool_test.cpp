@@ -200,3 +200,21 @@ TEST_CASE("a second pool start throws InvalidState and leaves the running pool a
   CHECK(after.get() == 2);
   CHECK(pool.stop().joined);
 }
+
+TEST_CASE("a pool whose loop fails to start leaves every loop stopped") {
+  LoopPool pool({.loops = 3, .loop = {.name = "pfail"}});
+  std::atomic<int> starts{0};
+  pool.on_start_stop(
+      [&]() -> asio::awaitable<void> {
+        if (starts.fetch_add(1) == 1) throw std::runtime_error("second loop refuses");
+        co_return;
+      },
+      []() -> asio::awaitable<void> { co_return; });
+  CHECK_THROWS_AS(pool.start(), std::runtime_error);
+  for (std::size_t i = 0; i < pool.size(); ++i) {
+    CHECK(pool.loop(i).state() == LoopState::stopped);
+    auto refused = pool.loop(i).submit([] { return 1; });
+    REQUIRE(refused.ready());
+    CHECK_THROWS_AS(refused.get(), LoopStopped);
+  }
+}

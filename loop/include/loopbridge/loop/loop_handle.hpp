@@ -57,10 +57,10 @@ public:
    * call site, filled in by default) shows in the in-flight list and stall reports.
    *
    * @par Throws
-   * InvalidArgument for an empty callable, InvalidState before start(), QueueFull when the
-   * loop has a queue capacity and it is full (see LoopOptions::queue_capacity; nothing was
-   * queued). A stopping or stopped loop does not throw: the handle comes back settled with
-   * LoopStopped.
+   * InvalidArgument for an empty callable or a negative SubmitOptions::full_wait,
+   * InvalidState before start(), QueueFull when the loop has a queue capacity and it is
+   * full (see LoopOptions::queue_capacity; nothing was queued). A stopping or stopped loop
+   * does not throw: the handle comes back settled with LoopStopped.
    */
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, source_location where = source_location::current()) const {
@@ -113,6 +113,7 @@ public:
       }
     } else {
       detail::check_callable(fn);
+      check_submit_options(options);
       detail::LoopCore& loop = core();
       loop.check_started();
       auto call = std::make_unique<detail::PostedCall<Function>>(
@@ -193,6 +194,12 @@ protected:
 
 private:
   /// A new task with one reference, its stop token linked. Allocation failures free it.
+  static void check_submit_options(const SubmitOptions& options) {
+    if (options.full_wait && *options.full_wait < std::chrono::nanoseconds::zero()) {
+      throw InvalidArgument("SubmitOptions::full_wait must not be negative");
+    }
+  }
+
   template <class F>
   auto make_task(F&& fn, detail::TaskKind kind, SubmitOptions& options, const source_location& where) const {
     using Function = detail::function_type_for<F>;
@@ -203,6 +210,7 @@ private:
                     "loopbridge runs awaitable<T> (any_io_executor) coroutines");
     }
     detail::check_callable(fn);
+    check_submit_options(options);
     core().check_started();
     using Task = detail::Task<task_result_t<F>, Function>;
     auto task = detail::Ref<Task>::adopt(new Task(*core_, kind, Function(std::forward<F>(fn))));
