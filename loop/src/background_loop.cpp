@@ -1,5 +1,7 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include <loopbridge/loop/detail/worker_pool.hpp>
+
 #include <boost/chrono.hpp>
 
 #include <cstdio>
@@ -70,12 +72,14 @@ BackgroundLoop::BackgroundLoop(boost::asio::io_context& io, LoopOptions options)
 
 BackgroundLoop::~BackgroundLoop() {
   detail::LoopCore& loop = core();
-  if (loop.lifecycle() != detail::Lifecycle::created && detail::this_thread_core() != nullptr) {
-    // Joining here would wait on a loop thread (this one, or one that may wait on us).
+  if (loop.lifecycle() != detail::Lifecycle::created &&
+      (detail::this_thread_core() != nullptr || detail::worker_owner() == &loop)) {
+    // Joining here would wait on a loop thread (this one, one that may wait on us, or the
+    // one whose stop waits for this to_thread worker).
     loop.set_owner(nullptr);
     loop.request_stop(StopOptions{});
     if (thread_.joinable()) thread_.detach();
-    loop.report_error(std::make_exception_ptr(DeadlockError("BackgroundLoop destroyed on a loop thread")),
+    loop.report_error(std::make_exception_ptr(DeadlockError("BackgroundLoop destroyed on a loop thread or one of its to_thread workers")),
                       "BackgroundLoop destructor (the loop stops on its own; its thread was detached)");
     return;
   }
@@ -160,7 +164,9 @@ ShutdownReport BackgroundLoop::run_here() {
 ShutdownReport BackgroundLoop::stop(StopOptions options) {
   check_stop_options(options);
   detail::LoopCore& loop = core();
-  if (on_loop_thread()) {
+  // On one of its to_thread workers, joining would wait for the stop, which waits for the
+  // worker: request it, as on the loop thread.
+  if (on_loop_thread() || detail::worker_owner() == &loop) {
     loop.request_stop(options);
     ShutdownReport report = loop.report();
     report.joined = false;

@@ -472,7 +472,7 @@ bool LoopCore::push(Command& command) noexcept {
 
 WorkerPool& LoopCore::workers() {
   if (!workers_) {
-    workers_ = std::make_shared<WorkerPool>(options_.worker_threads, options_.name.substr(0, 12) + "-w");
+    workers_ = std::make_shared<WorkerPool>(options_.worker_threads, options_.name.substr(0, 12) + "-w", this);
   }
   return *workers_;
 }

@@ -238,3 +238,23 @@ TEST_CASE("a stop that drops a task keeps its frame until the to_thread function
   CHECK(report.joined);
   CHECK(eventually([&] { return read->load() == 7; }));
 }
+
+TEST_CASE("stop from one of the loop's own to_thread workers requests the stop and returns at once",
+          "[bridge][to_thread][stop]") {
+  // Joining there would wait for the stop, which waits for this very worker.
+  BackgroundLoop loop({.name = "lb-offload-stop"});
+  loop.start();
+  std::atomic<int> joined_inside{-1};
+  auto task = loop.submit([&]() -> asio::awaitable<int> {
+    auto op = to_thread([&] {
+      joined_inside = loop.stop().joined ? 1 : 0;
+      return 1;
+    });
+    co_return co_await std::move(op);
+  });
+  require_settles(task);
+  CHECK(joined_inside == 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  CHECK(loop.stop().joined);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+}

@@ -21,7 +21,8 @@ namespace loopbridge::detail {
 /// function that would not return in time) keeps what it uses alive.
 class WorkerPool : public std::enable_shared_from_this<WorkerPool> {
 public:
-  WorkerPool(std::size_t max_threads, std::string thread_name);
+  /// `owner` tags the threads (worker_owner() on them): the loop whose work they run.
+  WorkerPool(std::size_t max_threads, std::string thread_name, const void* owner);
 
   /// Queues a job (taking a reference). False once the pool has stopped.
   bool submit(HandoffCall& job);
@@ -34,6 +35,7 @@ private:
   void worker_main() noexcept;
 
   const std::size_t max_threads_;
+  const void* const owner_;
   const std::string thread_name_;
   std::mutex mutex_;
   std::condition_variable work_cv_;
@@ -44,5 +46,8 @@ private:
   std::size_t busy_ = 0;
   bool stopping_ = false;
 };
+
+/// On a worker thread: the owner its pool was made with; null on any other thread.
+const void* worker_owner() noexcept;
 
 }  // namespace loopbridge::detail
