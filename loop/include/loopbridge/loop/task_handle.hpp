@@ -42,7 +42,9 @@ struct HandleAccess;
  * exclusive access.
  *
  * @par After stop
- * Every handle of a stopped loop has settled; nothing blocks.
+ * Every handle of a stopped loop has settled; nothing blocks. The exception is a stop that
+ * had to detach a loop thread held by user code past its deadlines (report.joined false):
+ * that loop's handles settle once the thread is free (docs/lifecycle.md).
  */
 template <class T>
 class TaskHandle {
@@ -118,7 +120,9 @@ public:
   /// Asks the task to stop. The request travels through the loop's queue and reaches a
   /// running coroutine as an Asio cancellation signal (its pending operation completes with
   /// operation_aborted); a task that has not started yet never runs. If the task had not
-  /// finished when the request arrived, it settles with TaskCancelled.
+  /// finished when the request arrived, it settles with TaskCancelled. As in Asio, the
+  /// cancel stays in force: every later co_await of the coroutine throws operation_aborted
+  /// at once until it calls `co_await this_coro::reset_cancellation_state()`.
   /// Returns false when the task had already settled. Never blocks; any thread.
   bool cancel() { return checked().request_cancel(); }
 
