@@ -1,5 +1,6 @@
 #include <loopbridge/loop/background_loop.hpp>
 
+#include <loopbridge/loop/detail/host_waiter.hpp>
 #include <loopbridge/loop/detail/worker_pool.hpp>
 
 #include <boost/chrono.hpp>
@@ -16,6 +17,12 @@ void check_stop_options(const StopOptions& o) {
   if (negative(o.drain_timeout) || negative(o.cancel_timeout) || negative(o.hook_timeout)) {
     throw InvalidArgument("stop deadlines must not be negative");
   }
+}
+
+// A thread the loop's own stop waits for (one of its to_thread workers, a host running one
+// of its tasks' call_host() functions): a joining stop there would wait on itself.
+bool stop_waits_for_this_thread(const detail::LoopCore& loop) noexcept {
+  return detail::worker_owner() == &loop || detail::host_call_owner() == &loop;
 }
 
 // How long after the stop's own deadlines the host still waits for the loop thread.
@@ -73,9 +80,9 @@ BackgroundLoop::BackgroundLoop(boost::asio::io_context& io, LoopOptions options)
 BackgroundLoop::~BackgroundLoop() {
   detail::LoopCore& loop = core();
   if (loop.lifecycle() != detail::Lifecycle::created &&
-      (detail::this_thread_core() != nullptr || detail::worker_owner() == &loop)) {
+      (detail::this_thread_core() != nullptr || stop_waits_for_this_thread(loop))) {
     // Joining here would wait on a loop thread (this one, one that may wait on us, or the
-    // one whose stop waits for this to_thread worker).
+    // one whose stop waits for this thread).
     loop.set_owner(nullptr);
     loop.request_stop(StopOptions{});
     if (thread_.joinable()) thread_.detach();
@@ -164,9 +171,7 @@ ShutdownReport BackgroundLoop::run_here() {
 ShutdownReport BackgroundLoop::stop(StopOptions options) {
   check_stop_options(options);
   detail::LoopCore& loop = core();
-  // On one of its to_thread workers, joining would wait for the stop, which waits for the
-  // worker: request it, as on the loop thread.
-  if (on_loop_thread() || detail::worker_owner() == &loop) {
+  if (on_loop_thread() || stop_waits_for_this_thread(loop)) {
     loop.request_stop(options);
     ShutdownReport report = loop.report();
     report.joined = false;

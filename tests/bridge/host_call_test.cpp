@@ -196,3 +196,27 @@ TEST_CASE("a stop that drops a task keeps its frame until the host call using it
   stopper.join();
   CHECK(read == 7);
 }
+
+TEST_CASE("stop from inside a host call requests the stop and returns at once", "[bridge][host][stop]") {
+  // Joining there would wait for the stop, which waits for this very call to return.
+  BackgroundLoop loop({.name = "lb-host-stop"});
+  loop.start();
+  std::atomic<int> joined_inside{-1};
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    run(loop,
+        [&]() -> asio::awaitable<int> {
+          auto op = call_host([&] {
+            joined_inside = loop.stop().joined ? 1 : 0;
+            return 1;
+          });
+          co_return co_await std::move(op);
+        },
+        10s);
+  } catch (const TaskCancelled&) {
+    // The stop cancelled the task once the call had returned.
+  }
+  CHECK(joined_inside == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  CHECK(loop.stop().joined);
+}

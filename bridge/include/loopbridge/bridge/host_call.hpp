@@ -43,6 +43,7 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall
   HostWaiter* waiter = task ? task->host_waiter.get() : nullptr;
   if (waiter == nullptr) throw HostNotWaiting("this task was not submitted by a host thread");
   call.context = task->context;
+  call.owner = &task->core();
   if (!waiter->post(call)) throw HostNotWaiting("the host thread that submitted this task is not waiting");
   // The host runs the call to its end: a cancel of this task waits for it.
   auto wait = await_result<R>(std::move(result), OnCancel::stop_and_wait);

@@ -25,6 +25,8 @@ public:
 
   /// The task's context, installed on the receiving thread while the function runs.
   std::shared_ptr<const ContextData> context;
+  /// The loop whose task handed the call over (for a host call).
+  const void* owner = nullptr;
   /// The receiving host's mailbox is a list of these links: handing a call over allocates
   /// nothing.
   HandoffCall* next_in_mailbox = nullptr;
