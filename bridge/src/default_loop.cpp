@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 
 namespace loopbridge {
 namespace {
@@ -13,6 +14,10 @@ struct DefaultLoop {
   LoopFactory factory;
   std::unique_ptr<BackgroundLoop> loop;
   bool exit_hook_installed = false;
+  // Once the exit hook ran, no loop is made (nobody would stop it): exit-time callers get
+  // the stopped one, whose submissions settle LoopStopped.
+  bool exited = false;
+  std::optional<LoopHandle> stopped_at_exit;
 };
 
 // Never destroyed: it must outlive every static object whose destructor might still use
@@ -31,13 +36,15 @@ void stop_at_exit() noexcept {
   std::unique_ptr<BackgroundLoop> loop;
   {
     std::lock_guard lock(s.mutex);
+    s.exited = true;
     loop = std::move(s.loop);
+    if (loop) s.stopped_at_exit = loop->handle();
   }
   if (!loop) return;
-  if (loop->on_loop_thread() || detail::this_thread_core() != nullptr) {
-    // exit() called from a loop thread: joining here would wait on ourselves. Ask for the
-    // stop and let the process end around it.
-    loop->stop();
+  if (detail::this_thread_core() != nullptr) {
+    // exit() called from a loop thread: joining here would wait on ourselves (or on a loop
+    // that may wait on us). Ask for the stop and let the process end around it.
+    loop->request_stop();
     (void)loop.release();
     return;
   }
@@ -50,6 +57,10 @@ LoopHandle default_loop() {
   DefaultLoop& s = state();
   std::lock_guard lock(s.mutex);
   if (!s.loop) {
+    if (s.exited) {
+      if (s.stopped_at_exit) return *s.stopped_at_exit;
+      throw LoopStopped("the default loop was stopped at exit");
+    }
     std::unique_ptr<BackgroundLoop> loop = s.factory ? s.factory() : make_default();
     if (!loop) throw InvalidState("the default loop factory returned no loop");
     if (loop->state() == LoopState::created) loop->start();

@@ -21,14 +21,15 @@ using LoopFactory = std::function<std::unique_ptr<BackgroundLoop>()>;
  * Every call returns a handle to the same loop until reset_default_loop(). At process exit
  * (std::exit, or returning from main) the loop is stopped with its destructor deadlines,
  * before the static objects made before it are destroyed: no static-destruction-order
- * crash, no hang.
+ * crash, no hang. After that, exit-time code gets the stopped loop (its submissions settle
+ * LoopStopped, run() throws it), never a new loop that nobody would stop.
  *
  * @par Thread safety
  * Safe from any thread; the first callers race to one loop.
  *
  * @par Throws
  * Whatever the factory or start() throws (the next call tries again); InvalidState if the
- * factory returned null.
+ * factory returned null; LoopStopped once the exit hook ran with no loop to hand out.
  */
 LoopHandle default_loop();
 
