@@ -1,8 +1,5 @@
 #include <loopbridge/loop/background_loop.hpp>
 
-#include <loopbridge/loop/detail/host_waiter.hpp>
-#include <loopbridge/loop/detail/worker_pool.hpp>
-
 #include <boost/chrono.hpp>
 
 #include <cstdio>
@@ -17,12 +14,6 @@ void check_stop_options(const StopOptions& o) {
   if (negative(o.drain_timeout) || negative(o.cancel_timeout) || negative(o.hook_timeout)) {
     throw InvalidArgument("stop deadlines must not be negative");
   }
-}
-
-// A thread the loop's own stop waits for (one of its to_thread workers, a host running one
-// of its tasks' call_host() functions): a joining stop there would wait on itself.
-bool stop_waits_for_this_thread(const detail::LoopCore& loop) noexcept {
-  return detail::worker_owner() == &loop || detail::host_call_owner() == &loop;
 }
 
 // How long after the stop's own deadlines the host still waits for the loop thread.
@@ -80,7 +71,7 @@ BackgroundLoop::BackgroundLoop(boost::asio::io_context& io, LoopOptions options)
 BackgroundLoop::~BackgroundLoop() {
   detail::LoopCore& loop = core();
   if (loop.lifecycle() != detail::Lifecycle::created &&
-      (detail::this_thread_core() != nullptr || stop_waits_for_this_thread(loop))) {
+      (detail::this_thread_core() != nullptr || detail::this_thread_work_owner() == &loop)) {
     // Joining here would wait on a loop thread (this one, one that may wait on us, or the
     // one whose stop waits for this thread).
     loop.set_owner(nullptr);
@@ -171,7 +162,8 @@ ShutdownReport BackgroundLoop::run_here() {
 ShutdownReport BackgroundLoop::stop(StopOptions options) {
   check_stop_options(options);
   detail::LoopCore& loop = core();
-  if (on_loop_thread() || stop_waits_for_this_thread(loop)) {
+  // There, or on a thread whose work the stop waits for, joining would wait on itself.
+  if (on_loop_thread() || detail::this_thread_work_owner() == &loop) {
     loop.request_stop(options);
     ShutdownReport report = loop.report();
     report.joined = false;

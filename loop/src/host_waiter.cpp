@@ -21,11 +21,7 @@ struct HostWaiterOwner {
 };
 thread_local HostWaiterOwner t_host_waiter_owner;
 
-constinit thread_local const void* t_host_call_owner = nullptr;
-
 }  // namespace
-
-const void* host_call_owner() noexcept { return t_host_call_owner; }
 
 Ref<HostWaiter> this_thread_host_waiter() {
   if (this_thread_core() != nullptr) return {};
@@ -114,9 +110,9 @@ bool HostWaiter::serve() {
     }
     {
       ContextScope scope{Context(call->context)};
-      const void* outer_owner = std::exchange(t_host_call_owner, call->owner);
+      const LoopCore* outer_owner = exchange_this_thread_work_owner(call->owner);
       call->run();
-      t_host_call_owner = outer_owner;
+      exchange_this_thread_work_owner(outer_owner);
     }
     call->refs().release();
     ran = true;

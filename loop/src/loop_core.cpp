@@ -48,6 +48,7 @@ private:
 namespace {
 
 thread_local LoopCore* t_core = nullptr;
+thread_local const LoopCore* t_work_owner = nullptr;
 // Time spent in RunScopes nested inside the current one, to charge each stretch once.
 thread_local std::chrono::nanoseconds t_nested{0};
 
@@ -216,6 +217,10 @@ TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept {
   return tagged ? tagged->task() : nullptr;
 }
 void set_this_thread_core(LoopCore* core) noexcept { t_core = core; }
+const LoopCore* this_thread_work_owner() noexcept { return t_work_owner; }
+const LoopCore* exchange_this_thread_work_owner(const LoopCore* owner) noexcept {
+  return std::exchange(t_work_owner, owner);
+}
 
 // ---------------------------------------------------------------- commands
 

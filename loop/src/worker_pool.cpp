@@ -1,16 +1,12 @@
 #include <loopbridge/loop/detail/worker_pool.hpp>
 
+#include <loopbridge/loop/detail/loop_core.hpp>
+
 #include <pthread.h>
 
 namespace loopbridge::detail {
 
-namespace {
-thread_local const void* t_worker_owner = nullptr;
-}  // namespace
-
-const void* worker_owner() noexcept { return t_worker_owner; }
-
-WorkerPool::WorkerPool(std::size_t max_threads, std::string thread_name, const void* owner)
+WorkerPool::WorkerPool(std::size_t max_threads, std::string thread_name, const LoopCore* owner)
     : max_threads_(max_threads), owner_(owner), thread_name_(std::move(thread_name)) {}
 
 bool WorkerPool::submit(HandoffCall& job) {
@@ -36,7 +32,7 @@ bool WorkerPool::submit(HandoffCall& job) {
 
 void WorkerPool::worker_main() noexcept {
   ::pthread_setname_np(::pthread_self(), thread_name_.c_str());
-  t_worker_owner = owner_;
+  exchange_this_thread_work_owner(owner_);
   std::unique_lock lock(mutex_);
   for (;;) {
     ++idle_;

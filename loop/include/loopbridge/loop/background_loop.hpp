@@ -137,8 +137,7 @@ public:
    * report, with the counts brought up to date (refused submissions go on counting). On
    * this loop's own thread, one of its to_thread workers or inside one of its tasks'
    * call_host() functions, it requests the stop with `options` and returns at once
-   * (report.joined == false). A loop never started becomes
-   * stopped. With
+   * (report.joined == false). A loop never started becomes stopped. With
    * run_here(), it waits for the loop to end on the run_here() thread (report.joined tells
    * whether it ended within the deadlines).
    *

@@ -12,6 +12,8 @@
 
 namespace loopbridge::detail {
 
+class LoopCore;
+
 /// A function a task hands to another thread to run (a worker for to_thread, the waiting
 /// host for call_host), with the state its result settles.
 class HandoffCall {
@@ -26,7 +28,7 @@ public:
   /// The task's context, installed on the receiving thread while the function runs.
   std::shared_ptr<const ContextData> context;
   /// The loop whose task handed the call over (for a host call).
-  const void* owner = nullptr;
+  const LoopCore* owner = nullptr;
   /// The receiving host's mailbox is a list of these links: handing a call over allocates
   /// nothing.
   HandoffCall* next_in_mailbox = nullptr;

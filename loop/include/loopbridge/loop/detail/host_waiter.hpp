@@ -53,10 +53,6 @@ private:
   int expecting_ = 0;
 };
 
-/// On a host thread running a call a task handed over (call_host): the loop of that task;
-/// null otherwise.
-const void* host_call_owner() noexcept;
-
 /// This host thread's waiter (made on first use); null on a loop thread. Also safe from the
 /// destructors that run as the thread or the process ends.
 Ref<HostWaiter> this_thread_host_waiter();

@@ -54,6 +54,11 @@ TaskBase* task_of(const boost::asio::any_io_executor& executor) noexcept;
 /// The loop whose thread is running the caller, or null.
 LoopCore* this_thread_core() noexcept;
 void set_this_thread_core(LoopCore* core) noexcept;
+/// The loop whose stop waits for the work this thread runs (one of its to_thread workers,
+/// or a host running one of its tasks' call_host() functions): a stop of that loop must not
+/// join here. Null elsewhere. The exchange sets it and returns the previous one.
+const LoopCore* this_thread_work_owner() noexcept;
+const LoopCore* exchange_this_thread_work_owner(const LoopCore* owner) noexcept;
 
 /// InvalidArgument for a CPU that does not exist or a stack size out of range.
 void check_thread_options(const LoopOptions& options);

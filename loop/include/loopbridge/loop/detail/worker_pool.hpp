@@ -16,13 +16,15 @@
 
 namespace loopbridge::detail {
 
+class LoopCore;
+
 /// The bounded pool of threads a loop runs blocking work on (to_thread). Threads start on
 /// demand up to the limit. Shared with its threads, so one that outlives the loop (a
 /// function that would not return in time) keeps what it uses alive.
 class WorkerPool : public std::enable_shared_from_this<WorkerPool> {
 public:
-  /// `owner` tags the threads (worker_owner() on them): the loop whose work they run.
-  WorkerPool(std::size_t max_threads, std::string thread_name, const void* owner);
+  /// `owner`: the loop whose work the threads run (this_thread_work_owner() on them).
+  WorkerPool(std::size_t max_threads, std::string thread_name, const LoopCore* owner);
 
   /// Queues a job (taking a reference). False once the pool has stopped.
   bool submit(HandoffCall& job);
@@ -35,7 +37,7 @@ private:
   void worker_main() noexcept;
 
   const std::size_t max_threads_;
-  const void* const owner_;
+  const LoopCore* const owner_;
   const std::string thread_name_;
   std::mutex mutex_;
   std::condition_variable work_cv_;
@@ -46,8 +48,5 @@ private:
   std::size_t busy_ = 0;
   bool stopping_ = false;
 };
-
-/// On a worker thread: the owner its pool was made with; null on any other thread.
-const void* worker_owner() noexcept;
 
 }  // namespace loopbridge::detail
