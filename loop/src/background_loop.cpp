@@ -77,7 +77,9 @@ BackgroundLoop::~BackgroundLoop() {
     loop.set_owner(nullptr);
     loop.request_stop(StopOptions{});
     if (thread_.joinable()) thread_.detach();
-    loop.report_error(std::make_exception_ptr(DeadlockError("BackgroundLoop destroyed on a loop thread or one of its to_thread workers")),
+    loop.report_error(std::make_exception_ptr(DeadlockError(
+                          "BackgroundLoop destroyed on a thread its stop would wait for (a loop thread, one of "
+                          "its to_thread workers, a call_host() function of one of its tasks)")),
                       "BackgroundLoop destructor (the loop stops on its own; its thread was detached)");
     return;
   }
