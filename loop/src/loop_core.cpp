@@ -236,7 +236,10 @@ void TaskBase::discard(LoopCore& core) noexcept {
 
 bool TaskBase::request_cancel_any_thread() noexcept {
   if (state().ready()) return false;
-  if (cancel_requested_.exchange(true, std::memory_order_acq_rel)) return true;
+  CancelGate gate = CancelGate::open;
+  if (!cancel_gate_.compare_exchange_strong(gate, CancelGate::requested, std::memory_order_acq_rel)) {
+    return gate == CancelGate::requested;  // else a plain callable has started: its outcome stands
+  }
   state().add_ref();
   if (!core().push(cancel_command_)) {
     // The loop closed its queue, so it has settled this task already.
@@ -693,7 +696,12 @@ void LoopCore::start_task(TaskBase& task) noexcept {
     return;
   }
   if (!hook) dequeued();
-  if (task.cancel_requested_.load(std::memory_order_acquire)) {
+  auto gate = TaskBase::CancelGate::open;
+  const bool cancelled =
+      task.coroutine ? task.cancel_gate_.load(std::memory_order_acquire) == TaskBase::CancelGate::requested
+                     : !task.cancel_gate_.compare_exchange_strong(gate, TaskBase::CancelGate::callable_started,
+                                                                  std::memory_order_acq_rel);
+  if (cancelled) {
     // Cancelled before it could start: it never runs.
     task.settled = true;
     if (!hook) bump(cancelled_);

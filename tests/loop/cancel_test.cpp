@@ -77,6 +77,50 @@ TEST_CASE("cancelling a finished task does nothing and returns false", "[loop][c
   CHECK(task.get() == 5);
 }
 
+TEST_CASE("cancelling a plain callable that has started returns false and its value stands", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-run"});
+  loop.start();
+  std::atomic<bool> started{false};
+  std::atomic<bool> release{false};
+  auto task = loop.submit([&] {
+    started = true;
+    return eventually([&] { return release.load(); }) ? 7 : -1;
+  });
+  REQUIRE(eventually([&] { return started.load(); }));
+  CHECK_FALSE(task.cancel());
+  CHECK_FALSE(task.cancel());
+  release = true;
+  require_settles(task);
+  CHECK(task.get() == 7);
+}
+
+TEST_CASE("a plain callable whose cancel returned true never runs, 1000 races over", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-gate"});
+  loop.start();
+  int ran = 0, refused = 0;
+  for (int i = 0; i < 1000; ++i) {
+    std::atomic<bool> did_run{false};
+    auto task = loop.submit([&] {
+      did_run = true;
+      return 1;
+    });
+    bool cancelled = false;
+    std::thread canceller([&] { cancelled = task.cancel(); });
+    canceller.join();
+    require_settles(task);
+    if (cancelled) {
+      CHECK_THROWS_AS(task.get(), TaskCancelled);
+      CHECK_FALSE(did_run);
+      ++refused;
+    } else {
+      CHECK(task.get() == 1);
+      CHECK(did_run);
+      ++ran;
+    }
+  }
+  CHECK(ran + refused == 1000);
+}
+
 TEST_CASE("a cancel racing the submission loses no future 1000 times over", "[loop][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel-race"});
   loop.start();

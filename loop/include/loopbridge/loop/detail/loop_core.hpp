@@ -222,7 +222,10 @@ private:
   // Destroyed (so deregistered) before the task settles: a stop request never reaches a
   // settled task, nor a loop that has gone.
   std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
-  std::atomic<bool> cancel_requested_{false};
+  /// Set once, by whichever comes first: a cancel request, or the start of a plain callable
+  /// (which a cancel cannot interrupt, so a later request is refused).
+  enum class CancelGate : std::uint8_t { open, requested, callable_started };
+  std::atomic<CancelGate> cancel_gate_{CancelGate::open};
   CancelCommand cancel_command_{*this};
 
   friend class LoopCore;
