@@ -199,8 +199,12 @@ TEST_CASE("a callable whose copy throws at submission leaves nothing behind", "[
   record_figure("faults", "callable copies that throw at submission", 2);
 }
 
-TEST_CASE("an on_settled callback that throws is dropped and the loop goes on", "[reliability][fault]") {
-  BackgroundLoop loop({.name = "lb-bad-cb"});
+TEST_CASE("an on_settled callback that throws reaches the error handler and the loop goes on",
+          "[reliability][fault]") {
+  Received received;
+  LoopOptions options{.name = "lb-bad-cb"};
+  options.error_handler = [&](std::exception_ptr, std::string_view context) { received.add(context); };
+  BackgroundLoop loop(std::move(options));
   loop.start();
   std::atomic<int> ran{0};
   for (int i = 0; i < 3; ++i) {
@@ -213,7 +217,9 @@ TEST_CASE("an on_settled callback that throws is dropped and the loop goes on", 
           throw std::runtime_error("callback failed");
         });
   }
-  REQUIRE(eventually([&] { return ran.load() == 3; }));
+  REQUIRE(eventually([&] { return received.count("on_settled callback") == 3; }));
+  CHECK(ran == 3);
+  CHECK(loop.unhandled_errors() == 3);
   auto still = loop.submit([] { return 3; });
   require_settles(still);
   CHECK(still.get() == 3);

@@ -17,7 +17,8 @@ namespace loopbridge {
 
 /// Receives every error that has no future to go to: exceptions from fire-and-forget posts,
 /// posts refused by a stopping loop, errors raised by a task while it was being cancelled,
-/// on_stop hook errors when the destructor stops the loop. Called on the thread where the
+/// exceptions thrown by on_settled callbacks, on_stop hook errors when the destructor stops
+/// the loop. Called on the thread where the
 /// error surfaced (usually the loop thread); it must not throw (what it throws is dropped).
 using ErrorHandler = std::function<void(std::exception_ptr error, std::string_view context)>;
 

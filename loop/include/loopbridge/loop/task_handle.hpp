@@ -123,7 +123,9 @@ public:
   /// finished when the request arrived, it settles with TaskCancelled. As in Asio, the
   /// cancel stays in force: every later co_await of the coroutine throws operation_aborted
   /// at once until it calls `co_await this_coro::reset_cancellation_state()`.
-  /// Returns false when the task had already settled. Never blocks; any thread.
+  /// Returns false when the task had already settled, and for a plain callable that has
+  /// started: it cannot be interrupted, and its outcome stands (concurrent.futures' cancel()
+  /// of a running call). Never blocks; any thread.
   bool cancel() { return checked().request_cancel(); }
 
   /// Cancels the task and blocks until it has finished unwinding or `deadline` passed
@@ -178,12 +180,15 @@ public:
 
   /// Calls `fn(TaskHandle<T>&& settled)` once the task settles, on the thread that settles
   /// it (usually the loop thread: fn must not block), or at once on this thread if it has
-  /// settled already. Consumes the handle; `settled.result()` reads the outcome. Exceptions
-  /// from fn are dropped.
+  /// settled already. Consumes the handle; `settled.result()` reads the outcome. What fn
+  /// throws goes to the loop's error handler (LoopOptions::error_handler), as asyncio logs an
+  /// exception raised in a done callback; it is counted in unhandled_errors().
   template <class Fn>
   void on_settled(Fn&& fn) && {
     detail::StateBase& state = checked();
-    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, std::move(*this), std::forward<Fn>(fn));
+    detail::Ref<detail::RefCounted> loop = loop_;
+    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, std::move(*this), std::forward<Fn>(fn),
+                                                                 std::move(loop));
   }
 
   /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to

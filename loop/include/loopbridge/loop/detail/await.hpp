@@ -192,14 +192,17 @@ boost::asio::awaitable<R> await_result(Ref<TypedState<R>> state, OnCancel on_can
   co_return state->take();
 }
 
-/// Calls a function with the settled handle, on the settling thread.
+/// Calls a function with the settled handle, on the settling thread. What the function
+/// throws goes to the loop's error handler.
 template <class Handle, class Fn>
 class SettledCallback final : public Continuation {
 public:
-  SettledCallback(Handle handle, Fn fn) : handle_(std::move(handle)), fn_(std::move(fn)) {}
+  SettledCallback(Handle handle, Fn fn, Ref<RefCounted> loop)
+      : handle_(std::move(handle)), fn_(std::move(fn)), loop_(std::move(loop)) {}
 
-  static void start(StateBase& state, Handle handle, Fn fn) {
-    auto node = std::make_unique<SettledCallback>(std::move(handle), std::move(fn));
+  /// `loop`: the LoopCore the handle came from.
+  static void start(StateBase& state, Handle handle, Fn fn, Ref<RefCounted> loop) {
+    auto node = std::make_unique<SettledCallback>(std::move(handle), std::move(fn), std::move(loop));
     const bool registered = state.set_continuation(*node);
     SettledCallback& self = *node.release();
     if (!registered) self.on_settled();
@@ -210,13 +213,14 @@ public:
     try {
       std::move(fn_)(std::move(handle_));
     } catch (...) {
-      // The callback owns its errors; there is no future left to carry them.
+      static_cast<LoopCore&>(*loop_).report_error(std::current_exception(), "on_settled callback");
     }
   }
 
 private:
   Handle handle_;
   Fn fn_;
+  Ref<RefCounted> loop_;
 };
 
 }  // namespace loopbridge::detail
