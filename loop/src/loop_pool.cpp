@@ -1,10 +1,9 @@
 #include <loopbridge/loop/loop_pool.hpp>
 
-#include <sched.h>
+#include <loopbridge/loop/detail/cpu_quota.hpp>
 
 #include <algorithm>
 #include <string>
-#include <thread>
 
 namespace loopbridge {
 namespace {
@@ -24,15 +23,6 @@ std::uint64_t mix(std::uint64_t x) noexcept {
   return x;
 }
 
-// The CPUs the calling thread may run on (a cpuset, taskset or container narrows them), as
-// Rust's available_parallelism counts them; hardware_concurrency() counts every online CPU.
-std::size_t usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 // Checked before any loop is touched: a refused call must have no effect.
 void refuse_on_loop_thread(const char* what) {
   if (detail::this_thread_core() != nullptr) {
@@ -43,7 +33,7 @@ void refuse_on_loop_thread(const char* what) {
 }  // namespace
 
 LoopPool::LoopPool(PoolOptions options) {
-  std::size_t count = options.loops != 0 ? options.loops : usable_cpus();
+  std::size_t count = options.loops != 0 ? options.loops : detail::usable_cpus();
   loops_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     LoopOptions loop_options = options.loop;

@@ -1,6 +1,7 @@
 // LoopPool: round-robin and keyed submission, stop and cancel-all across loops, metrics.
 
 #include <loopbridge/loop/loop_pool.hpp>
+#include <loopbridge/loop/detail/cpu_quota.hpp>
 
 #include "support/coro.hpp"
 #include "support/deadline.hpp"
@@ -10,7 +11,10 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <sched.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -49,12 +53,81 @@ private:
   cpu_set_t saved_;
 };
 
+// A cgroup hierarchy in a temporary folder: /proc/self/cgroup's text and the files under
+// /sys/fs/cgroup, as a container runtime lays them out.
+class FakeCgroups {
+public:
+  FakeCgroups()
+      : root_(std::filesystem::temp_directory_path() /
+              ("lb-cgroups-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++))) {
+    std::filesystem::create_directories(root_);
+  }
+  ~FakeCgroups() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+  FakeCgroups(const FakeCgroups&) = delete;
+  FakeCgroups& operator=(const FakeCgroups&) = delete;
+
+  void membership(const std::string& text) { write(root_ / "self-cgroup", text); }
+  void file(const std::string& path, const std::string& text) { write(root_ / "fs" / path, text); }
+  std::optional<std::size_t> limit() const { return detail::cgroup_cpu_limit(root_ / "self-cgroup", root_ / "fs"); }
+
+private:
+  static void write(const std::filesystem::path& path, const std::string& text) {
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream(path) << text;
+  }
+  static inline int counter_ = 0;
+  std::filesystem::path root_;
+};
+
 }  // namespace
+
+TEST_CASE("a cgroup v2 CPU quota caps the CPU count at its smallest level, rounded up") {
+  FakeCgroups cgroups;
+  cgroups.membership("0::/kubepods/pod1/app\n");
+  cgroups.file("cpu.max", "max 100000\n");
+  CHECK_FALSE(cgroups.limit().has_value());
+  cgroups.file("kubepods/cpu.max", "400000 100000\n");
+  CHECK(cgroups.limit() == 4u);
+  cgroups.file("kubepods/pod1/app/cpu.max", "150000 100000\n");
+  CHECK(cgroups.limit() == 2u);
+  cgroups.file("kubepods/pod1/cpu.max", "50000 100000\n");
+  CHECK(cgroups.limit() == 1u);
+}
+
+TEST_CASE("a cgroup v1 CFS quota caps the CPU count and -1 means none") {
+  FakeCgroups cgroups;
+  cgroups.membership("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
+  cgroups.file("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
+  cgroups.file("cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n");
+  CHECK_FALSE(cgroups.limit().has_value());
+  cgroups.file("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "300000\n");
+  CHECK(cgroups.limit() == 3u);
+}
+
+TEST_CASE("inside a cgroup namespace the mount's own quota counts") {
+  FakeCgroups cgroups;
+  // The process's path is not under the mount: the mount is its cgroup.
+  cgroups.membership("0::/system.slice/docker-abc.scope\n");
+  cgroups.file("cpu.max", "200000 100000\n");
+  CHECK(cgroups.limit() == 2u);
+}
+
+TEST_CASE("no cgroup file or an unreadable one means no quota") {
+  FakeCgroups cgroups;
+  CHECK_FALSE(cgroups.limit().has_value());
+  cgroups.membership("0::/app\n");
+  cgroups.file("app/cpu.max", "garbage\n");
+  CHECK_FALSE(cgroups.limit().has_value());
+}
 
 TEST_CASE("a pool defaults to one loop per CPU this thread may use with numbered thread names") {
   const cpu_set_t usable = affinity_of_this_thread();
   LoopPool pool({.loop = {.name = "pool"}});
-  CHECK(pool.size() == static_cast<std::size_t>(CPU_COUNT(&usable)));
+  const auto cpus = static_cast<std::size_t>(CPU_COUNT(&usable));
+  CHECK(pool.size() == std::min(cpus, detail::cgroup_cpu_limit().value_or(cpus)));
   pool.start();
   CHECK(pool.loop(0).name() == "pool0");
   pool.stop();

@@ -13,9 +13,10 @@ namespace loopbridge {
 
 /// How a LoopPool is set up.
 struct PoolOptions {
-  /// How many loops; zero means one per CPU the constructing thread may run on (its
-  /// affinity mask: a cpuset, taskset or container's CPU list narrows it; a CPU quota does
-  /// not).
+  /// How many loops; zero means one per CPU the constructing thread may run on: its
+  /// affinity mask (a cpuset, taskset or container's CPU list narrows it), capped by the
+  /// cgroup CPU quota rounded up (`docker run --cpus=1.5` gives 2), as Rust's
+  /// available_parallelism does.
   std::size_t loops = 0;
   /// The options of every loop. Each loop's thread is named `name` followed by its index
   /// (cut to the 15-byte limit).
