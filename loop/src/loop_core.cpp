@@ -871,6 +871,8 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
     task->state().add_ref();
     abandoned_.push_back(task);
     task->settled = true;
+    // A borrowed io_context's owner resumes what the loop left there, to its end.
+    task->given_up = owned_io_.has_value();
     task->settle_exception(
         dropped ? dropped_error
                 : std::make_exception_ptr(
@@ -902,6 +904,7 @@ void LoopCore::mark_start_failed_before_thread() noexcept {
   close_queue();
   work_.reset();
   release_io_context_claim();
+  open_latch(finished_);  // wait_stopped(): stopped, with no thread to finish
 }
 
 void LoopCore::request_stop(const StopOptions& options) noexcept {

@@ -180,6 +180,7 @@ boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, 
     deliver_cancel(*task);
     if (!co_await wait_until(finished, deadline_after(active_stop_.cancel_timeout))) {
       task->settled = true;
+      task->given_up = owned_io_.has_value();
       task->add_ref();
       abandoned_.push_back(task.get());
       task->settle_exception(std::make_exception_ptr(TaskAbandoned("hook abandoned")));

@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <functional>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace loopbridge;
@@ -65,10 +66,26 @@ TEST_CASE("lifecycle misuse gets InvalidState", "[loop][errors]") {
 
 TEST_CASE("a loop never started stops cleanly and cannot start afterwards", "[loop][errors]") {
   BackgroundLoop loop({.name = "lb-never"});
+  CHECK_FALSE(loop.wait_stopped(0ms));
   ShutdownReport report = loop.stop();
   CHECK(report.submitted == 0);
   CHECK(loop.state() == LoopState::stopped);
+  CHECK(loop.wait_stopped(0ms));
   CHECK_THROWS_AS(loop.start(), InvalidState);
+}
+
+TEST_CASE("a BackgroundLoop moved into a LoopHandle keeps its loop", "[loop][errors]") {
+  BackgroundLoop loop({.name = "lb-sliced"});
+  loop.start();
+  LoopHandle handle = std::move(loop);
+  auto answer = handle.submit([] { return 3; });
+  require_settles(answer);
+  CHECK(answer.get() == 3);
+  std::vector<LoopHandle> kept;
+  kept.push_back(std::move(loop));
+  CHECK(static_cast<bool>(loop));
+  CHECK(loop.stop().joined);
+  CHECK(handle.state() == LoopState::stopped);
 }
 
 TEST_CASE("empty hooks are refused with InvalidArgument", "[loop][errors]") {

@@ -6,6 +6,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/require.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -420,4 +421,70 @@ TEST_CASE("what a dropped frame's destructor posts to its task's executor is des
   loop.reset();
   CHECK(ran_after_stop.load() == 0);
   CHECK(destroyed_after_stop.load() == kTasks);
+}
+
+TEST_CASE("a stop never resumes a task it settled as dropped even with a resumption queued") {
+  for (int round = 0; round < 20; ++round) {
+    BackgroundLoop loop({.name = "drop-queued"});
+    loop.start();
+    std::atomic<const TaskHandle<void>*> watched{nullptr};
+    std::atomic<int> resumed_after_settle{0}, frames_destroyed{0};
+    struct Witness {
+      std::atomic<int>* count;
+      ~Witness() { ++*count; }
+    };
+    TaskHandle<void> task = loop.submit([&]() -> asio::awaitable<void> {
+      Witness witness{&frames_destroyed};
+      for (;;) {  // always has a resumption queued
+        auto yield = asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        co_await std::move(yield);
+        if (const TaskHandle<void>* handle = watched.load(); handle != nullptr && handle->ready()) {
+          ++resumed_after_settle;
+        }
+      }
+    });
+    watched = &task;
+    REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+    auto report = loop.stop(StopOptions{.drop_in_flight = true});
+    watched = nullptr;
+    CHECK(report.cancelled == 1);
+    CHECK(report.joined);
+    CHECK(resumed_after_settle == 0);
+    CHECK(frames_destroyed == 1);
+    CHECK(loop.unhandled_errors() == 0);
+    REQUIRE_THROWS_AS(task.get(), TaskCancelled);
+  }
+}
+
+TEST_CASE("a task abandoned at the cancel deadline is not resumed by its cancelled wait afterwards") {
+  for (int round = 0; round < 20; ++round) {
+    BackgroundLoop loop({.name = "abandon-late"});
+    loop.start();
+    std::atomic<const TaskHandle<void>*> watched{nullptr};
+    std::atomic<int> resumed_after_settle{0}, frames_destroyed{0};
+    struct Witness {
+      std::atomic<int>* count;
+      ~Witness() { ++*count; }
+    };
+    TaskHandle<void> task = loop.submit([&]() -> asio::awaitable<void> {
+      Witness witness{&frames_destroyed};
+      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+      boost::system::error_code ignored;
+      auto wait = timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+      co_await std::move(wait);
+      if (const TaskHandle<void>* handle = watched.load(); handle != nullptr && handle->ready()) {
+        ++resumed_after_settle;
+      }
+    });
+    watched = &task;
+    REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+    auto report = loop.stop(StopOptions{.cancel_timeout = std::chrono::nanoseconds(0)});
+    watched = nullptr;
+    CHECK(report.joined);
+    CHECK(report.abandoned + report.cancelled == 1);
+    CHECK(resumed_after_settle == 0);
+    CHECK(frames_destroyed == 1);
+    CHECK(loop.unhandled_errors() == 0);
+    CHECK(task.ready());
+  }
 }

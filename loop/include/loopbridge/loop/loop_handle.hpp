@@ -47,6 +47,13 @@ public:
   /// An empty handle; calls throw InvalidHandle.
   LoopHandle() noexcept = default;
 
+  /// Copies only: a move copies too, and leaves the source as it was. A BackgroundLoop is a
+  /// LoopHandle, and a move from it through its base must not take its loop away.
+  LoopHandle(const LoopHandle&) noexcept = default;
+  /// As the copy constructor (a move assignment copies too).
+  LoopHandle& operator=(const LoopHandle&) noexcept = default;
+  ~LoopHandle() = default;
+
   /// Runs `fn` on the loop thread and returns its result as a TaskHandle.
   /**
    * `fn` is a coroutine function returning `boost::asio::awaitable<T>` (spawned on the loop;

@@ -202,6 +202,10 @@ public:
   bool running = false;
   bool cancel_delivered = false;
   bool settled = false;
+  /// Settled by the stop (dropped or abandoned) while its coroutine was suspended, on an
+  /// owned io_context: it is never resumed again, and whatever would resume it destroys
+  /// its frames instead.
+  bool given_up = false;
   /// What escaped a stretch of its coroutine (escaped_task_stretch).
   std::exception_ptr escaped_error;
   boost::asio::cancellation_signal cancel_signal;
@@ -575,9 +579,12 @@ private:
 
 /// Runs `resume` as one stretch of `task`'s coroutine on its loop thread, as the task's
 /// executor runs every resumption: timed (stall detection), with the task's context
-/// installed. `keep` holds the task for the stretch, in which its coroutine may end.
+/// installed; not at all for a task the stop gave up. `keep` holds the task for the
+/// stretch, in which its coroutine may end.
 template <class F>
 void run_task_stretch(TaskBase& task, [[maybe_unused]] Ref<StateBase> keep, F&& resume) noexcept {
+  // Its owner destroys `resume` unrun, and with it the coroutine's frames.
+  if (task.given_up) return;
   RunScope scope(task.core(), task.label);
   auto outer = exchange_this_thread_context(task.context);
   try {
