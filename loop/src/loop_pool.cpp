@@ -104,6 +104,7 @@ ShutdownReport LoopPool::stop(StopOptions options) {
 
 std::size_t LoopPool::cancel_all(std::chrono::nanoseconds timeout) {
   refuse_on_loop_thread("LoopPool::cancel_all()");
+  if (timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative LoopPool::cancel_all timeout");
   const auto deadline = detail::deadline_after(timeout);
   std::vector<TaskHandle<std::size_t>> groups;
   groups.reserve(loops_.size());

@@ -75,3 +75,22 @@ TEST_CASE("on_settled runs the callback once with the settled handle", "[bridge]
   std::move(done).on_settled([&](TaskHandle<int> settled) { seen = settled.result(); });
   CHECK(seen == 7);
 }
+
+TEST_CASE("a refused on_settled or future conversion leaves the handle usable", "[bridge][futures]") {
+  BackgroundLoop loop({.name = "lb-refused-cb"});
+  loop.start();
+  std::atomic<bool> release{false};
+  auto task = loop.submit([&]() -> asio::awaitable<int> {
+    while (!release) co_await later(0);
+    co_return 8;
+  });
+  std::atomic<bool> first_wait_done{false};
+  task.async_wait([&](boost::system::error_code) { first_wait_done = true; });
+  CHECK_THROWS_AS(std::move(task).on_settled([](TaskHandle<int>) {}), InvalidState);
+  REQUIRE(task.valid());
+  CHECK_THROWS_AS(to_std_future(std::move(task)), InvalidState);
+  REQUIRE(task.valid());
+  release = true;
+  REQUIRE(eventually([&] { return first_wait_done.load(); }));
+  CHECK(task.get() == 8);
+}

@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <limits>
 #include <stdexcept>
 #include <thread>
 
@@ -167,6 +168,19 @@ TEST_CASE("run with a timeout too large for nanoseconds waits without limit", "[
   CHECK(run(loop, [] { return sleep_then(20ms, 3); }, std::chrono::nanoseconds::max()) == 3);
 }
 
+TEST_CASE("floating-point timeouts: NaN is refused and a huge one waits without limit", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-float"});
+  loop.start();
+  const std::chrono::duration<double> nan(std::numeric_limits<double>::quiet_NaN());
+  CHECK_THROWS_AS(run(loop, [] { return 1; }, nan), InvalidArgument);
+  auto task = loop.submit([] { return sleep_then(20ms, 4); });
+  CHECK_THROWS_AS(task.wait_for(nan), InvalidArgument);
+  CHECK(task.wait_for(std::chrono::duration<double, std::pico>(1e30)) == std::future_status::ready);
+  CHECK(task.get() == 4);
+  CHECK(run(loop, [] { return sleep_then(20ms, 5); }, std::chrono::duration<double>(1e300)) == 5);
+  CHECK(run(loop, [] { return 6; }, std::chrono::duration<double, std::milli>(50.5)) == 6);
+}
+
 TEST_CASE("a deadline of time_point min() only polls and throws Timeout", "[bridge][run]") {
   BackgroundLoop loop({.name = "lb-run-min"});
   loop.start();
@@ -198,6 +212,19 @@ TEST_CASE("run returns the value of a running callable that a cancel could not s
   CHECK(ran);
   CHECK(loop.stats().completed == 1);
   CHECK(loop.stats().cancelled == 0);
+}
+
+TEST_CASE("run gives a running callable no more than the unwind timeout past its deadline", "[bridge][run]") {
+  BackgroundLoop loop({.name = "lb-run-stuck"});
+  loop.start();
+  std::atomic<bool> release{false};
+  const auto begin = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(run(
+                      loop, [&] { return eventually([&] { return release.load(); }) ? 1 : -1; }, 20ms,
+                      RunOptions{.unwind_timeout = 50ms}),
+                  Timeout);
+  CHECK(std::chrono::steady_clock::now() - begin < 5s);
+  release = true;
 }
 
 TEST_CASE("a thread_local destructor that outlives the thread's loopbridge state may still call run",

@@ -187,6 +187,8 @@ TEST_CASE("cancel_all and stop act on every loop and the stats add up") {
     parked.push_back(pool.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); }));
   }
   REQUIRE(eventually([&] { return pool.stats().in_flight == 6; }));
+  CHECK_THROWS_AS(pool.cancel_all(-1ms), InvalidArgument);
+  CHECK(pool.stats().in_flight == 6);
   CHECK(pool.cancel_all() == 6);
   for (auto& h : parked) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
 

@@ -40,8 +40,9 @@ void fulfil(Promise& promise, TaskHandle<T>& settled) {
 /// A std::future that settles with the task's outcome: the value, or the task's exception
 /// (original type; TaskCancelled, LoopStopped, TaskAbandoned included).
 /**
- * Consumes the handle: the std::future cannot cancel the task, so take a cancel path first
- * if you need one. The future is fulfilled on the thread that settles the task. Unlike the
+ * Consumes the handle (unless it throws: InvalidState while another wait is registered on
+ * the task leaves the handle as it was): the std::future cannot cancel the task, so take a
+ * cancel path first if you need one. The future is fulfilled on the thread that settles the task. Unlike the
  * handle's own waits, std::future::get() cannot detect a loop thread: do not block on it
  * there.
  *
@@ -49,7 +50,7 @@ void fulfil(Promise& promise, TaskHandle<T>& settled) {
  * As std::future.
  */
 template <class T>
-std::future<T> to_std_future(TaskHandle<T> handle) {
+std::future<T> to_std_future(TaskHandle<T>&& handle) {
   std::promise<T> promise;
   std::future<T> future = promise.get_future();
   std::move(handle).on_settled(
@@ -60,7 +61,7 @@ std::future<T> to_std_future(TaskHandle<T> handle) {
 /// A boost::future (Boost.Thread, BOOST_THREAD_VERSION 5: `.then()` continuations work)
 /// that settles with the task's outcome, as to_std_future().
 template <class T>
-boost::future<T> to_boost_future(TaskHandle<T> handle) {
+boost::future<T> to_boost_future(TaskHandle<T>&& handle) {
   boost::promise<T> promise;
   boost::future<T> future = promise.get_future();
   std::move(handle).on_settled(

@@ -36,7 +36,8 @@ struct RunOptions {
  * `future.result(timeout)`, nothing is left running behind the caller (unless it ignored
  * the cancellation past the unwind timeout; the message says so). A value that arrives
  * together with the deadline is returned, and so is the outcome of a plain callable that
- * was already running (a cancel cannot stop it) and then ran to its end.
+ * was already running (a cancel cannot stop it) and then ran to its end within
+ * `options.unwind_timeout`.
  *
  * While it waits, the calling thread runs the task's call_host() requests (asgiref's
  * thread-sensitive mode); those may call run() again.
@@ -68,9 +69,12 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
   submit_options.name = std::move(options.name);
   submit_options.stop = options.stop;
   TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), std::move(submit_options), where);
-  if (handle.wait_until(deadline) == std::future_status::ready || !handle.cancel()) return handle.get();
+  if (handle.wait_until(deadline) == std::future_status::ready) return handle.get();
+  // False when the task settled meanwhile, or is a plain callable already running: either
+  // way the wait below bounds what is left.
+  handle.cancel();
   if (handle.wait_for(options.unwind_timeout) != std::future_status::ready) {
-    throw Timeout("run(): the deadline passed; the task was cancelled but is still unwinding");
+    throw Timeout("run(): the deadline passed; the task was cancelled but has not ended (still unwinding or running)");
   }
   // A cancel cannot stop a callable that is already running: one that then ran to its end
   // settled with its own outcome, which stands.

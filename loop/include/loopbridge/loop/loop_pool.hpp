@@ -63,7 +63,8 @@ public:
   ShutdownReport stop(StopOptions options = {});
 
   /// Cancels every task in flight on every loop and waits (up to `timeout`) until they have
-  /// unwound; returns how many there were. Throws Timeout past the deadline.
+  /// unwound; returns how many there were. Throws Timeout past the deadline; InvalidArgument
+  /// for a negative timeout, and DeadlockError on a loop thread, before cancelling anything.
   std::size_t cancel_all(std::chrono::nanoseconds timeout = std::chrono::seconds(10));
 
   /// The next loop in round-robin order.

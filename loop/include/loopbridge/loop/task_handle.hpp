@@ -180,15 +180,16 @@ public:
 
   /// Calls `fn(TaskHandle<T>&& settled)` once the task settles, on the thread that settles
   /// it (usually the loop thread: fn must not block), or at once on this thread if it has
-  /// settled already. Consumes the handle; `settled.result()` reads the outcome. What fn
+  /// settled already. Consumes the handle (not when it throws InvalidState because another
+  /// wait is registered on the task: the handle stays as it was); `settled.result()` reads
+  /// the outcome. What fn
   /// throws goes to the loop's error handler (LoopOptions::error_handler), as asyncio logs an
   /// exception raised in a done callback; it is counted in unhandled_errors().
   template <class Fn>
   void on_settled(Fn&& fn) && {
     detail::StateBase& state = checked();
     detail::Ref<detail::RefCounted> loop = loop_;
-    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, std::move(*this), std::forward<Fn>(fn),
-                                                                 std::move(loop));
+    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, *this, std::forward<Fn>(fn), std::move(loop));
   }
 
   /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to

@@ -200,10 +200,17 @@ public:
   SettledCallback(Handle handle, Fn fn, Ref<RefCounted> loop)
       : handle_(std::move(handle)), fn_(std::move(fn)), loop_(std::move(loop)) {}
 
+  /// Takes `handle` (the caller's keeps it when the state refuses a second continuation);
   /// `loop`: the LoopCore the handle came from.
-  static void start(StateBase& state, Handle handle, Fn fn, Ref<RefCounted> loop) {
+  static void start(StateBase& state, Handle& handle, Fn fn, Ref<RefCounted> loop) {
     auto node = std::make_unique<SettledCallback>(std::move(handle), std::move(fn), std::move(loop));
-    const bool registered = state.set_continuation(*node);
+    bool registered = false;
+    try {
+      registered = state.set_continuation(*node);
+    } catch (...) {
+      handle = std::move(node->handle_);
+      throw;
+    }
     SettledCallback& self = *node.release();
     if (!registered) self.on_settled();
   }

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <loopbridge/loop/errors.hpp>
+
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <ratio>
 #include <type_traits>
@@ -16,6 +19,7 @@ using wide_duration_t =
 /// The steady-clock time `timeout` from now, saturating at time_point::max(): a huge timeout
 /// (`seconds::max()`, `nanoseconds::max()`) means "no limit", as Python's huge timeouts do,
 /// instead of overflowing into a deadline already past. `timeout` must not be negative.
+/// Throws InvalidArgument for a floating-point timeout that is not a number.
 template <class Rep, class Period>
 std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
   using Clock = std::chrono::steady_clock;
@@ -23,7 +27,15 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
   const auto room = Clock::time_point::max() - now;
   // A little short of the room: no rounding of a floating or coarse timeout carries past max().
   const auto near_room = room - room / 1024;
-  if constexpr (std::ratio_less_v<Period, Clock::period>) {
+  if constexpr (std::is_floating_point_v<Rep>) {
+    // NaN passes every comparison a caller made (it is neither negative nor positive), and a
+    // huge value would overflow the conversion: both are settled here, in floating point.
+    if (std::isnan(timeout.count())) throw InvalidArgument("a timeout that is not a number");
+    if (std::chrono::duration<long double>(timeout) >= std::chrono::duration<long double>(near_room)) {
+      return Clock::time_point::max();
+    }
+    return now + std::chrono::ceil<Clock::duration>(timeout);
+  } else if constexpr (std::ratio_less_v<Period, Clock::period>) {
     const auto converted = std::chrono::ceil<Clock::duration>(timeout);  // to a coarser unit: cannot overflow
     return converted >= near_room ? Clock::time_point::max() : now + converted;
   } else {
