@@ -236,9 +236,22 @@ void TaskBase::discard(LoopCore& core) noexcept {
 
 bool TaskBase::request_cancel_any_thread() noexcept {
   if (state().ready()) return false;
+  // Once the gate is ours the loop may drop its reference at any moment: hold one.
+  const Ref<StateBase> keep = Ref<StateBase>::share(&state());
   CancelGate gate = CancelGate::open;
-  if (!cancel_gate_.compare_exchange_strong(gate, CancelGate::requested, std::memory_order_acq_rel)) {
-    return gate == CancelGate::requested;  // else a plain callable has started: its outcome stands
+  if (cancel_gate_.compare_exchange_strong(gate, CancelGate::cancelled_unstarted, std::memory_order_acq_rel)) {
+    // It never runs: settled now, as concurrent.futures cancels a pending future; the loop
+    // only counts it when it takes the command.
+    drop_function();
+    settle_exception(std::make_exception_ptr(TaskCancelled("task cancelled before it started")));
+    return true;
+  }
+  if (gate != CancelGate::coroutine_started ||
+      !cancel_gate_.compare_exchange_strong(gate, CancelGate::coroutine_cancel_requested,
+                                            std::memory_order_acq_rel)) {
+    // A cancel is on its way already, or a plain callable has started (its outcome stands),
+    // or the stop refused the task.
+    return gate == CancelGate::cancelled_unstarted || gate == CancelGate::coroutine_cancel_requested;
   }
   state().add_ref();
   if (!core().push(cancel_command_)) {
@@ -696,17 +709,11 @@ void LoopCore::start_task(TaskBase& task) noexcept {
     return;
   }
   if (!hook) dequeued();
-  auto gate = TaskBase::CancelGate::open;
-  const bool cancelled =
-      task.coroutine ? task.cancel_gate_.load(std::memory_order_acquire) == TaskBase::CancelGate::requested
-                     : !task.cancel_gate_.compare_exchange_strong(gate, TaskBase::CancelGate::callable_started,
-                                                                  std::memory_order_acq_rel);
-  if (cancelled) {
-    // Cancelled before it could start: it never runs.
+  if (!task.claim_start(task.coroutine ? TaskBase::CancelGate::coroutine_started
+                                       : TaskBase::CancelGate::callable_started)) {
+    // Cancelled before it could start, and settled by its canceller: it never runs.
     task.settled = true;
     if (!hook) bump(cancelled_);
-    task.drop_function();
-    task.settle_exception(std::make_exception_ptr(TaskCancelled("task cancelled before it started")));
     return;
   }
   task.running = true;
@@ -833,8 +840,12 @@ void LoopCore::recount_completed_as_failed() noexcept {
 
 void LoopCore::reject(TaskBase& task) noexcept {
   task.settled = true;
-  task.drop_function();
   if (task.kind() != TaskKind::hook) dequeued();
+  if (!task.claim_start(TaskBase::CancelGate::refused)) {
+    bump(cancelled_);  // cancelled before the stop reached it, and settled by its canceller
+    return;
+  }
+  task.drop_function();
   if (task.kind() == TaskKind::detached) {
     refuse_posted_call();  // counts it and tells the error handler: nobody else would know
     return;                // and nobody holds a handle to settle

@@ -156,10 +156,38 @@ TEST_CASE("a task cancelled before it starts never runs", "[loop][cancel]") {
   std::atomic<bool> ran{false};
   auto queued = loop.submit([&] { ran = true; });
   CHECK(queued.cancel());
+  // Settled at once, as concurrent.futures cancels a pending future, while the loop is busy.
+  CHECK(queued.ready());
+  CHECK_FALSE(queued.cancel());
+  CHECK_THROWS_AS(queued.result(), TaskCancelled);
   blocker.release();
-  require_settles(queued);
-  CHECK_THROWS_AS(queued.get(), TaskCancelled);
+  CHECK(eventually([&] { return loop.stats().cancelled == 1; }));
   CHECK_FALSE(ran);
+}
+
+TEST_CASE("a queued task cancelled and then overtaken by a stop counts as cancelled", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-stop"});
+  loop.start();
+  LoopBlocker blocker(loop);
+  std::atomic<bool> ran{false};
+  std::shared_ptr<int> capture = std::make_shared<int>(1);
+  auto queued = loop.submit([&ran, capture]() -> asio::awaitable<void> {
+    ran = true;
+    co_return;
+  });
+  auto refused = loop.submit([] { return 2; });
+  CHECK(queued.cancel());
+  CHECK(queued.ready());
+  CHECK(capture.use_count() == 1);  // the callable went before the handle settled
+  loop.request_stop();
+  blocker.release();
+  ShutdownReport report = loop.stop();
+  CHECK(report.cancelled == 1);
+  CHECK(report.rejected + report.completed == 2);  // the blocker and `refused`
+  CHECK(report.submitted == report.completed + report.failed + report.cancelled + report.abandoned + report.rejected);
+  CHECK_FALSE(ran);
+  CHECK_THROWS_AS(queued.get(), TaskCancelled);
+  require_settles(refused);
 }
 
 TEST_CASE("cancel_all cancels every in-flight task and settles with their number once they unwound",

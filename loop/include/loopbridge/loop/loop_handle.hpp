@@ -59,8 +59,9 @@ public:
    * `fn` is a coroutine function returning `boost::asio::awaitable<T>` (spawned on the loop;
    * cancellable at its suspension points), a plain callable returning T (run inline on the
    * loop thread; cancellable until it starts), or an `awaitable<T>` object. T may be void or
-   * move-only. `fn` is stored with the task and destroyed on the loop thread before the
-   * handle settles. Commands from one thread run in the order submitted. `where` (the
+   * move-only. `fn` is stored with the task and destroyed before the handle settles: on
+   * the loop thread, or on the cancelling thread when a cancel() reaches the task before
+   * it started. Commands from one thread run in the order submitted. `where` (the
    * call site, filled in by default) shows in the in-flight list and stall reports.
    *
    * @par Throws

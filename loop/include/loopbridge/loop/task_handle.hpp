@@ -117,10 +117,12 @@ public:
     return take();
   }
 
-  /// Asks the task to stop. The request travels through the loop's queue and reaches a
-  /// running coroutine as an Asio cancellation signal (its pending operation completes with
-  /// operation_aborted); a task that has not started yet never runs. If the task had not
-  /// finished when the request arrived, it settles with TaskCancelled. As in Asio, the
+  /// Asks the task to stop. A task that has not started yet never runs: it settles with
+  /// TaskCancelled before cancel() returns, its callable destroyed on this thread first
+  /// (concurrent.futures' cancel() of a pending future). For a running coroutine the
+  /// request travels through the loop's queue and arrives as an Asio cancellation signal
+  /// (its pending operation completes with operation_aborted); if the task had not finished
+  /// when it arrived, it settles with TaskCancelled. As in Asio, the
   /// cancel stays in force: every later co_await of the coroutine throws operation_aborted
   /// at once until it calls `co_await this_coro::reset_cancellation_state()`.
   /// Returns false when the task had already settled, and for a plain callable that has

@@ -161,15 +161,18 @@ public:
   void execute(LoopCore& core) noexcept override;
   void discard(LoopCore& core) noexcept override;
 
-  /// Any thread: queues a cancel unless the task has settled. True if one was requested.
+  /// Any thread: a task not started yet is settled with TaskCancelled here and now (its
+  /// callable destroyed first), and never runs; a running coroutine gets a cancel through
+  /// the queue. True if either happened or a cancel is already on its way; false for a
+  /// settled task and a plain callable that has started.
   bool request_cancel_any_thread() noexcept;
 
   /// Loop thread: starts the work (runs a callable inline, spawns a coroutine).
   virtual void run() noexcept = 0;
   /// Settles with an exception, without touching the callable's result.
   virtual void settle_exception(std::exception_ptr error) noexcept = 0;
-  /// Destroys the stored callable (on the loop thread: it may own loop objects) and
-  /// detaches the task from its stop token.
+  /// Destroys the stored callable (on the loop thread, or on the thread that cancelled the
+  /// task before it started) and detaches the task from its stop token.
   void drop_function() noexcept {
     stop_link_.reset();
     drop_callable();
@@ -226,9 +229,23 @@ private:
   // Destroyed (so deregistered) before the task settles: a stop request never reaches a
   // settled task, nor a loop that has gone.
   std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
-  /// Set once, by whichever comes first: a cancel request, or the start of a plain callable
-  /// (which a cancel cannot interrupt, so a later request is refused).
-  enum class CancelGate : std::uint8_t { open, requested, callable_started };
+  /// Who settles a task that has not started: whichever leaves `open` first of a cancel
+  /// (`cancelled_unstarted`: the canceller settles it), the loop's start (`callable_started`:
+  /// a cancel cannot interrupt it; `coroutine_started`: a cancel becomes
+  /// `coroutine_cancel_requested`, queued once) and a stop's refusal (`refused`).
+  enum class CancelGate : std::uint8_t {
+    open,
+    cancelled_unstarted,
+    callable_started,
+    coroutine_started,
+    coroutine_cancel_requested,
+    refused
+  };
+  /// Loop thread: moves the gate from `open` to `to`; false if a cancel got there first.
+  bool claim_start(CancelGate to) noexcept {
+    CancelGate gate = CancelGate::open;
+    return cancel_gate_.compare_exchange_strong(gate, to, std::memory_order_acq_rel);
+  }
   std::atomic<CancelGate> cancel_gate_{CancelGate::open};
   CancelCommand cancel_command_{*this};
 
