@@ -725,9 +725,8 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   if (task.coroutine && !hook) link(task);
   RunScope scope(*this, task.label, RunScope::Kind::command);
   if (!hook) lag_.record(scope.started() - task.label.submitted_at);
-  auto outer = exchange_this_thread_context(task.context);
+  TaskContextInstall context(task.context);
   task.run();
-  exchange_this_thread_context(std::move(outer));
 }
 
 bool LoopCore::begin_posted_call(const TaskLabel& label, Clock::time_point now) noexcept {

@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <string>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace loopbridge;
@@ -91,4 +92,39 @@ TEST_CASE("tasks without a context see none and contexts do not leak between tas
   require_settles(after);
   CHECK(after.get() == -1);
   CHECK(request_id_here() == -1);
+}
+
+TEST_CASE("a ContextScope inside a coroutine lasts across its co_awaits and then ends", "[bridge][context]") {
+  BackgroundLoop loop({.name = "lb-ctx-scope"});
+  loop.start();
+  auto nap = []() -> asio::awaitable<void> {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(2));
+    co_await timer.async_wait(asio::use_awaitable);
+  };
+  auto task = loop.submit([&]() -> asio::awaitable<std::vector<int>> {
+    std::vector<int> seen;
+    {
+      ContextScope scope(ContextScope::with(RequestId{7}));
+      seen.push_back(request_id_here());
+      co_await nap();
+      seen.push_back(request_id_here());
+      seen.push_back((co_await this_task_context()).get<RequestId>()->value);
+      auto child = loop.submit([] { return request_id_here(); });
+      seen.push_back(co_await child.async_get());
+      seen.push_back(co_await to_thread([] { return request_id_here(); }));
+    }
+    seen.push_back(request_id_here());
+    co_await nap();
+    seen.push_back(request_id_here());
+    co_return seen;
+  });
+  // Another task running meanwhile sees none of it.
+  auto other = loop.submit([&]() -> asio::awaitable<int> {
+    co_await nap();
+    co_return request_id_here();
+  });
+  require_settles(task);
+  CHECK(task.get() == std::vector<int>{7, 7, 7, 7, 7, -1, -1});
+  require_settles(other);
+  CHECK(other.get() == -1);
 }

@@ -32,6 +32,35 @@ const std::shared_ptr<const ContextData>& this_thread_context() noexcept;
 /// Replaces this thread's current context; returns the previous one.
 std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<const ContextData> data) noexcept;
 
+/// Loop thread: the context of the task whose work runs now (null: none); returns the
+/// previous one.
+std::shared_ptr<const ContextData>* exchange_this_thread_task_context(
+    std::shared_ptr<const ContextData>* task_context) noexcept;
+
+/// ContextScope's halves: inside a task's work on a loop thread, the task's own context
+/// follows, so that its coroutine keeps the scope's context after a co_await.
+std::shared_ptr<const ContextData> enter_context_scope(std::shared_ptr<const ContextData> data) noexcept;
+void leave_context_scope(std::shared_ptr<const ContextData> previous) noexcept;
+
+/// Loop thread: installs a task's context for one stretch of its work (and as the one a
+/// ContextScope opened there updates).
+class TaskContextInstall {
+public:
+  explicit TaskContextInstall(std::shared_ptr<const ContextData>& task_context) noexcept
+      : outer_(exchange_this_thread_context(task_context)),
+        outer_task_context_(exchange_this_thread_task_context(&task_context)) {}
+  ~TaskContextInstall() {
+    exchange_this_thread_task_context(outer_task_context_);
+    exchange_this_thread_context(std::move(outer_));
+  }
+  TaskContextInstall(const TaskContextInstall&) = delete;
+  TaskContextInstall& operator=(const TaskContextInstall&) = delete;
+
+private:
+  std::shared_ptr<const ContextData> outer_;
+  std::shared_ptr<const ContextData>* outer_task_context_;
+};
+
 }  // namespace detail
 
 /// An immutable set of values keyed by their type. Cheap to copy (shared).
@@ -93,20 +122,25 @@ const T* context_value() noexcept {
 /// Installs a context on this thread for the scope's life; submissions made meanwhile
 /// capture it.
 /**
+ * Inside a task's coroutine the scope sets the task's context for the scope's life, across
+ * its co_awaits (as `ContextVar.set()` inside an asyncio task): current_context(),
+ * this_task_context(), and what the task submits, offloads (to_thread) or calls back
+ * (call_host) see it. A coroutine co_spawned on the task's executor shares the task's
+ * context.
+ *
  * @par Thread safety
- * Affects the calling thread only. Scopes nest; destroy them in reverse order.
+ * Affects the calling thread (or task) only. Scopes nest; destroy them in reverse order.
  */
 class ContextScope {
 public:
   /// Installs `context` on this thread until the scope ends.
-  explicit ContextScope(Context context) noexcept
-      : previous_(detail::exchange_this_thread_context(context.data())) {}
+  explicit ContextScope(Context context) noexcept : previous_(detail::enter_context_scope(context.data())) {}
   /// Adds (or replaces) one value on top of the current context.
   template <class T>
   static Context with(T value) {
     return current_context().with(std::move(value));
   }
-  ~ContextScope() { detail::exchange_this_thread_context(std::move(previous_)); }
+  ~ContextScope() { detail::leave_context_scope(std::move(previous_)); }
   ContextScope(const ContextScope&) = delete;
   ContextScope& operator=(const ContextScope&) = delete;
 
@@ -114,8 +148,8 @@ private:
   std::shared_ptr<const detail::ContextData> previous_;
 };
 
-/// The context of the task whose coroutine awaits this (captured when it was submitted).
-/// Empty outside a loopbridge task.
+/// The context of the task whose coroutine awaits this: captured when it was submitted, or
+/// the one a ContextScope inside it set. Empty outside a loopbridge task.
 boost::asio::awaitable<Context> this_task_context();
 
 }  // namespace loopbridge

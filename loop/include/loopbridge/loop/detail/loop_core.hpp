@@ -603,13 +603,12 @@ void run_task_stretch(TaskBase& task, [[maybe_unused]] Ref<StateBase> keep, F&& 
   // Its owner destroys `resume` unrun, and with it the coroutine's frames.
   if (task.given_up) return;
   RunScope scope(task.core(), task.label);
-  auto outer = exchange_this_thread_context(task.context);
+  TaskContextInstall context(task.context);
   try {
     std::forward<F>(resume)();
   } catch (...) {
     task.core().escaped_task_stretch(task, std::current_exception());
   }
-  exchange_this_thread_context(std::move(outer));
 }
 
 }  // namespace loopbridge::detail
