@@ -24,16 +24,22 @@ std::shared_ptr<const ContextData>* exchange_this_thread_task_context(
   return std::exchange(t_task_context, task_context);
 }
 
-std::shared_ptr<const ContextData> enter_context_scope(std::shared_ptr<const ContextData> data) noexcept {
+ScopeUndo enter_context_scope(std::shared_ptr<const ContextData> data) noexcept {
+  ScopeUndo undo{nullptr, t_task_context, data.get()};
   if (t_task_context != nullptr) *t_task_context = data;
-  return exchange_this_thread_context(std::move(data));
+  undo.previous = exchange_this_thread_context(std::move(data));
+  return undo;
 }
 
-void leave_context_scope(std::shared_ptr<const ContextData> previous) noexcept {
-  // The end of a scope opened in an earlier stretch of the same task: the task's context
-  // goes back too. (Outside any stretch, when a dropped frame is destroyed, only the thread's.)
-  if (t_task_context != nullptr) *t_task_context = previous;
-  exchange_this_thread_context(std::move(previous));
+void leave_context_scope(ScopeUndo undo) noexcept {
+  // Only where the scope began: elsewhere (a frame destroyed by a stop, outside any work of
+  // its task) the task may be gone, and the thread's context is not the scope's to undo.
+  if (t_task_context != undo.task_context) return;
+  // A later scope that is still open (ended out of order) keeps its own value.
+  if (undo.task_context != nullptr && undo.task_context->get() == undo.installed) {
+    *undo.task_context = undo.previous;
+  }
+  exchange_this_thread_context(std::move(undo.previous));
 }
 
 }  // namespace detail

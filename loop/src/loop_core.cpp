@@ -13,6 +13,7 @@
 #include <exception>
 #include <memory>
 #include <typeinfo>
+#include <thread>
 #include <utility>
 
 namespace loopbridge::detail {
@@ -234,16 +235,27 @@ void TaskBase::discard(LoopCore& core) noexcept {
   state().release();
 }
 
+bool TaskBase::claim_start(CancelGate to) noexcept {
+  CancelGate gate = CancelGate::open;
+  if (cancel_gate_.compare_exchange_strong(gate, to, std::memory_order_acq_rel)) return true;
+  while (gate == CancelGate::cancelling) {
+    std::this_thread::yield();
+    gate = cancel_gate_.load(std::memory_order_acquire);
+  }
+  return false;
+}
+
 bool TaskBase::request_cancel_any_thread() noexcept {
   if (state().ready()) return false;
   // Once the gate is ours the loop may drop its reference at any moment: hold one.
   const Ref<StateBase> keep = Ref<StateBase>::share(&state());
   CancelGate gate = CancelGate::open;
-  if (cancel_gate_.compare_exchange_strong(gate, CancelGate::cancelled_unstarted, std::memory_order_acq_rel)) {
+  if (cancel_gate_.compare_exchange_strong(gate, CancelGate::cancelling, std::memory_order_acq_rel)) {
     // It never runs: settled now, as concurrent.futures cancels a pending future; the loop
     // only counts it when it takes the command.
     drop_function();
     settle_exception(std::make_exception_ptr(TaskCancelled("task cancelled before it started")));
+    cancel_gate_.store(CancelGate::cancelled_unstarted, std::memory_order_release);
     return true;
   }
   if (gate != CancelGate::coroutine_started ||
@@ -251,7 +263,8 @@ bool TaskBase::request_cancel_any_thread() noexcept {
                                             std::memory_order_acq_rel)) {
     // A cancel is on its way already, or a plain callable has started (its outcome stands),
     // or the stop refused the task.
-    return gate == CancelGate::cancelled_unstarted || gate == CancelGate::coroutine_cancel_requested;
+    return gate == CancelGate::cancelling || gate == CancelGate::cancelled_unstarted ||
+           gate == CancelGate::coroutine_cancel_requested;
   }
   state().add_ref();
   if (!core().push(cancel_command_)) {
@@ -596,6 +609,7 @@ Ref<InFlightQuery> LoopCore::query_in_flight() {
 }
 
 void LoopCore::reject_at_call(TaskBase& task) noexcept {
+  if (!task.claim_refusal()) return;  // its stop token cancelled it already
   task.drop_function();
   if (task.kind() != TaskKind::detached) {
     task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopped")));
@@ -840,7 +854,7 @@ void LoopCore::recount_completed_as_failed() noexcept {
 void LoopCore::reject(TaskBase& task) noexcept {
   task.settled = true;
   if (task.kind() != TaskKind::hook) dequeued();
-  if (!task.claim_start(TaskBase::CancelGate::refused)) {
+  if (!task.claim_refusal()) {
     bump(cancelled_);  // cancelled before the stop reached it, and settled by its canceller
     return;
   }

@@ -7,11 +7,13 @@
 
 #include "support/deadline.hpp"
 
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -127,4 +129,30 @@ TEST_CASE("a ContextScope inside a coroutine lasts across its co_awaits and then
   CHECK(task.get() == std::vector<int>{7, 7, 7, 7, 7, -1, -1});
   require_settles(other);
   CHECK(other.get() == -1);
+}
+
+TEST_CASE("a ContextScope in a frame a stop destroys leaves the thread's context alone", "[bridge][context]") {
+  for (const bool drop : {false, true}) {
+    BackgroundLoop loop({.name = "lb-ctx-drop"});
+    std::thread submitter([&] {
+      REQUIRE(eventually([&] { return loop.state() == LoopState::running; }));
+      ContextScope outer(ContextScope::with(RequestId{5}));
+      auto task = loop.submit([]() -> asio::awaitable<void> {
+        ContextScope inner(ContextScope::with(RequestId{9}));
+        asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+        boost::system::error_code ignored;
+        for (;;) {  // swallows the stop's cancel: abandoned, or dropped
+          auto wait = timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
+          co_await std::move(wait);
+          timer.expires_after(std::chrono::hours(1));
+        }
+      });
+      REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+      loop.request_stop({.cancel_timeout = std::chrono::milliseconds(20), .drop_in_flight = drop});
+    });
+    CHECK(request_id_here() == -1);
+    loop.run_here();  // the frame is destroyed on this thread, after the stop
+    submitter.join();
+    CHECK(request_id_here() == -1);
+  }
 }

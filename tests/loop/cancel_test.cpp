@@ -12,7 +12,11 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <limits>
+#include <stop_token>
 #include <thread>
+#include <optional>
+#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -342,4 +346,59 @@ TEST_CASE("a cancel_and_wait refused for its arguments or its thread cancels not
   CHECK(aborted == 0);
   CHECK(task.cancel_and_wait(5s) == std::future_status::ready);
   CHECK(aborted == 1);
+}
+
+TEST_CASE("a submission whose stop token has fired settles cancelled and never runs", "[loop][cancel]") {
+  std::stop_source source;
+  source.request_stop();
+  BackgroundLoop loop({.name = "lb-token-fired"});
+  loop.start();
+  std::atomic<bool> ran{false};
+  auto task = loop.submit([&] { ran = true; }, SubmitOptions{.stop = source.get_token()});
+  CHECK(task.ready());
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+  CHECK(eventually([&] { return loop.stats().cancelled == 1; }));
+  loop.stop();
+  // Refused by the stopped loop after the token settled it: settled once, never run.
+  auto late = loop.submit([&] { ran = true; }, SubmitOptions{.stop = source.get_token()});
+  CHECK_THROWS_AS(late.get(), TaskCancelled);
+  CHECK_FALSE(ran);
+}
+
+TEST_CASE("a stop waits for a cancel that is still destroying its task's callable", "[loop][cancel][stop]") {
+  BackgroundLoop loop({.name = "lb-slow-dtor"});
+  loop.start();
+  std::atomic<bool> in_destructor{false};
+  struct SlowToDestroy {
+    std::atomic<bool>* flag;
+    SlowToDestroy(std::atomic<bool>* f) : flag(f) {}
+    SlowToDestroy(SlowToDestroy&& other) noexcept : flag(std::exchange(other.flag, nullptr)) {}
+    ~SlowToDestroy() {
+      if (!flag) return;
+      *flag = true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  };
+  std::optional<LoopBlocker> blocker(std::in_place, loop);
+  auto task = loop.submit([slow = SlowToDestroy(&in_destructor)] { return 1; });
+  std::atomic<bool> cancelled{false};
+  std::thread canceller([&] { cancelled = task.cancel(); });
+  REQUIRE(eventually([&] { return in_destructor.load(); }));
+  blocker.reset();  // the loop reaches the task while the cancel is still destroying it
+  ShutdownReport report = loop.stop();
+  CHECK(task.ready());
+  CHECK(report.cancelled == 1);
+  canceller.join();
+  CHECK(cancelled);
+}
+
+TEST_CASE("cancel_and_wait with a NaN timeout is refused before cancelling", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-nan"});
+  loop.start();
+  std::atomic<int> aborted{0};
+  auto task = loop.submit([&] { return sleep_long(&aborted); });
+  CHECK_THROWS_AS(task.cancel_and_wait(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN())),
+                  InvalidArgument);
+  CHECK_FALSE(task.ready());
+  CHECK(task.cancel_and_wait(std::chrono::seconds(5)) == std::future_status::ready);
 }

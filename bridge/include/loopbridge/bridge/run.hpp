@@ -70,9 +70,10 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
   submit_options.stop = options.stop;
   TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), std::move(submit_options), where);
   if (handle.wait_until(deadline) == std::future_status::ready) return handle.get();
-  // False when the task settled meanwhile, or is a plain callable already running: either
-  // way the wait below bounds what is left.
-  handle.cancel();
+  // False when the task settled meanwhile (perhaps cancelled by someone else: that
+  // TaskCancelled stands), or is a plain callable already running: either way the wait
+  // below bounds what is left.
+  const bool cancelled_here = handle.cancel();
   if (handle.wait_for(options.unwind_timeout) != std::future_status::ready) {
     throw Timeout("run(): the deadline passed; the task was cancelled but has not ended (still unwinding or running)");
   }
@@ -81,6 +82,7 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
   try {
     return handle.get();
   } catch (const TaskCancelled&) {
+    if (!cancelled_here) throw;
     throw Timeout("run(): the deadline passed; the task was cancelled and has unwound");
   }
 }

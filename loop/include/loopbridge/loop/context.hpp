@@ -37,10 +37,19 @@ std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<
 std::shared_ptr<const ContextData>* exchange_this_thread_task_context(
     std::shared_ptr<const ContextData>* task_context) noexcept;
 
+/// What a ContextScope undoes when it ends.
+struct ScopeUndo {
+  std::shared_ptr<const ContextData> previous;
+  /// The task whose work was running where the scope began (null: none), and what the
+  /// scope put there.
+  std::shared_ptr<const ContextData>* task_context = nullptr;
+  const ContextData* installed = nullptr;
+};
+
 /// ContextScope's halves: inside a task's work on a loop thread, the task's own context
 /// follows, so that its coroutine keeps the scope's context after a co_await.
-std::shared_ptr<const ContextData> enter_context_scope(std::shared_ptr<const ContextData> data) noexcept;
-void leave_context_scope(std::shared_ptr<const ContextData> previous) noexcept;
+ScopeUndo enter_context_scope(std::shared_ptr<const ContextData> data) noexcept;
+void leave_context_scope(ScopeUndo undo) noexcept;
 
 /// Loop thread: installs a task's context for one stretch of its work (and as the one a
 /// ContextScope opened there updates).
@@ -126,7 +135,9 @@ const T* context_value() noexcept {
  * its co_awaits (as `ContextVar.set()` inside an asyncio task): current_context(),
  * this_task_context(), and what the task submits, offloads (to_thread) or calls back
  * (call_host) see it. A coroutine co_spawned on the task's executor shares the task's
- * context.
+ * context, and so does code that runs inline inside the task's work (a coroutine co_spawned
+ * on the loop's executor, up to its first suspension). A scope that ends outside the work
+ * it began in (its frame destroyed by a stop) changes nothing.
  *
  * @par Thread safety
  * Affects the calling thread (or task) only. Scopes nest; destroy them in reverse order.
@@ -134,18 +145,18 @@ const T* context_value() noexcept {
 class ContextScope {
 public:
   /// Installs `context` on this thread until the scope ends.
-  explicit ContextScope(Context context) noexcept : previous_(detail::enter_context_scope(context.data())) {}
+  explicit ContextScope(Context context) noexcept : undo_(detail::enter_context_scope(context.data())) {}
   /// Adds (or replaces) one value on top of the current context.
   template <class T>
   static Context with(T value) {
     return current_context().with(std::move(value));
   }
-  ~ContextScope() { detail::leave_context_scope(std::move(previous_)); }
+  ~ContextScope() { detail::leave_context_scope(std::move(undo_)); }
   ContextScope(const ContextScope&) = delete;
   ContextScope& operator=(const ContextScope&) = delete;
 
 private:
-  std::shared_ptr<const detail::ContextData> previous_;
+  detail::ScopeUndo undo_;
 };
 
 /// The context of the task whose coroutine awaits this: captured when it was submitted, or

@@ -236,7 +236,7 @@ private:
     try {
       if (loop.admit(options) && loop.push_admitted(task)) return true;
     } catch (...) {
-      task.drop_function();
+      if (task.claim_refusal()) task.drop_function();  // else its stop token cancelled it already
       task.state().release();  // the queue's reference, never handed over
       throw;
     }

@@ -119,7 +119,8 @@ public:
 
   /// Asks the task to stop. A task that has not started yet never runs: it settles with
   /// TaskCancelled before cancel() returns, its callable destroyed on this thread first
-  /// (concurrent.futures' cancel() of a pending future). For a running coroutine the
+  /// (concurrent.futures' cancel() of a pending future; the loop waits for that, so the
+  /// destructor of a capture must not wait for the loop). For a running coroutine the
   /// request travels through the loop's queue and arrives as an Asio cancellation signal
   /// (its pending operation completes with operation_aborted); if the task had not finished
   /// when it arrived, it settles with TaskCancelled. As in Asio, the
@@ -141,13 +142,14 @@ public:
   }
 
   /// As cancel_and_wait(deadline), with a timeout from now. Throws InvalidArgument for a
-  /// negative timeout, before cancelling anything.
+  /// negative or NaN timeout, before cancelling anything.
   template <class Rep, class Period>
   std::future_status cancel_and_wait(std::chrono::duration<Rep, Period> timeout) {
     if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative cancel_and_wait timeout");
     detail::check_may_block("TaskHandle::cancel_and_wait");
+    const auto deadline = detail::deadline_after(timeout);  // refuses NaN, before the cancel
     cancel();
-    return wait_for(timeout);
+    return wait_until(deadline);
   }
 
   /// Waits for the task without blocking the thread: an Asio asynchronous operation with

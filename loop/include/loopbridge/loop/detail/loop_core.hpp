@@ -162,10 +162,13 @@ public:
   void discard(LoopCore& core) noexcept override;
 
   /// Any thread: a task not started yet is settled with TaskCancelled here and now (its
-  /// callable destroyed first), and never runs; a running coroutine gets a cancel through
-  /// the queue. True if either happened or a cancel is already on its way; false for a
-  /// settled task and a plain callable that has started.
+  /// callable destroyed first, while the loop waits), and never runs; a running coroutine
+  /// gets a cancel through the queue. True if either happened or a cancel is already on its
+  /// way; false for a settled task and a plain callable that has started.
   bool request_cancel_any_thread() noexcept;
+  /// Claims a task that has not started for a refusal (the stop's, or the submission call's):
+  /// false if a cancel settled it first.
+  bool claim_refusal() noexcept { return claim_start(CancelGate::refused); }
 
   /// Loop thread: starts the work (runs a callable inline, spawns a coroutine).
   virtual void run() noexcept = 0;
@@ -230,22 +233,23 @@ private:
   // settled task, nor a loop that has gone.
   std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
   /// Who settles a task that has not started: whichever leaves `open` first of a cancel
-  /// (`cancelled_unstarted`: the canceller settles it), the loop's start (`callable_started`:
-  /// a cancel cannot interrupt it; `coroutine_started`: a cancel becomes
-  /// `coroutine_cancel_requested`, queued once) and a stop's refusal (`refused`).
+  /// (`cancelling`, then `cancelled_unstarted` once the canceller has destroyed the callable
+  /// and settled the task), the loop's start (`callable_started`: a cancel cannot interrupt
+  /// it; `coroutine_started`: a cancel becomes `coroutine_cancel_requested`, queued once)
+  /// and a refusal (`refused`: by the stop, or at the call).
   enum class CancelGate : std::uint8_t {
     open,
+    cancelling,
     cancelled_unstarted,
     callable_started,
     coroutine_started,
     coroutine_cancel_requested,
     refused
   };
-  /// Loop thread: moves the gate from `open` to `to`; false if a cancel got there first.
-  bool claim_start(CancelGate to) noexcept {
-    CancelGate gate = CancelGate::open;
-    return cancel_gate_.compare_exchange_strong(gate, to, std::memory_order_acq_rel);
-  }
+  /// Moves the gate from `open` to `to`. False if a cancel got there first: then returns
+  /// only once the canceller has settled the task, so that nothing of it outlives what
+  /// follows (the stop's end, the loop itself).
+  bool claim_start(CancelGate to) noexcept;
   std::atomic<CancelGate> cancel_gate_{CancelGate::open};
   CancelCommand cancel_command_{*this};
 
