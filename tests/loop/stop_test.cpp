@@ -40,6 +40,21 @@ asio::awaitable<void> stubborn(std::atomic<bool>* frame_destroyed_on_loop, LoopH
   co_await sleep_for(std::chrono::hours(1));
 }
 
+// Counts its own destruction: the end of the coroutine frame it lives in.
+struct DestructionCounter {
+  std::atomic<int>* count;
+  ~DestructionCounter() { ++*count; }
+};
+
+// Checked by a task's coroutine after each resumption: was its own handle settled already?
+struct ResumedAfterSettle {
+  std::atomic<const TaskHandle<void>*> handle{nullptr};
+  std::atomic<int> count{0};
+  void check() {
+    if (const TaskHandle<void>* settled = handle.load(); settled != nullptr && settled->ready()) ++count;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a task sleeping on a 10000-second timer does not delay stop", "[loop][stop]") {
@@ -427,29 +442,23 @@ TEST_CASE("a stop never resumes a task it settled as dropped even with a resumpt
   for (int round = 0; round < 20; ++round) {
     BackgroundLoop loop({.name = "drop-queued"});
     loop.start();
-    std::atomic<const TaskHandle<void>*> watched{nullptr};
-    std::atomic<int> resumed_after_settle{0}, frames_destroyed{0};
-    struct Witness {
-      std::atomic<int>* count;
-      ~Witness() { ++*count; }
-    };
+    ResumedAfterSettle resumed;
+    std::atomic<int> frames_destroyed{0};
     TaskHandle<void> task = loop.submit([&]() -> asio::awaitable<void> {
-      Witness witness{&frames_destroyed};
+      DestructionCounter counter{&frames_destroyed};
       for (;;) {  // always has a resumption queued
         auto yield = asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
         co_await std::move(yield);
-        if (const TaskHandle<void>* handle = watched.load(); handle != nullptr && handle->ready()) {
-          ++resumed_after_settle;
-        }
+        resumed.check();
       }
     });
-    watched = &task;
+    resumed.handle = &task;
     REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
     auto report = loop.stop(StopOptions{.drop_in_flight = true});
-    watched = nullptr;
+    resumed.handle = nullptr;
     CHECK(report.cancelled == 1);
     CHECK(report.joined);
-    CHECK(resumed_after_settle == 0);
+    CHECK(resumed.count == 0);
     CHECK(frames_destroyed == 1);
     CHECK(loop.unhandled_errors() == 0);
     REQUIRE_THROWS_AS(task.get(), TaskCancelled);
@@ -460,29 +469,23 @@ TEST_CASE("a task abandoned at the cancel deadline is not resumed by its cancell
   for (int round = 0; round < 20; ++round) {
     BackgroundLoop loop({.name = "abandon-late"});
     loop.start();
-    std::atomic<const TaskHandle<void>*> watched{nullptr};
-    std::atomic<int> resumed_after_settle{0}, frames_destroyed{0};
-    struct Witness {
-      std::atomic<int>* count;
-      ~Witness() { ++*count; }
-    };
+    ResumedAfterSettle resumed;
+    std::atomic<int> frames_destroyed{0};
     TaskHandle<void> task = loop.submit([&]() -> asio::awaitable<void> {
-      Witness witness{&frames_destroyed};
+      DestructionCounter counter{&frames_destroyed};
       asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
       boost::system::error_code ignored;
       auto wait = timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
       co_await std::move(wait);
-      if (const TaskHandle<void>* handle = watched.load(); handle != nullptr && handle->ready()) {
-        ++resumed_after_settle;
-      }
+      resumed.check();
     });
-    watched = &task;
+    resumed.handle = &task;
     REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
     auto report = loop.stop(StopOptions{.cancel_timeout = std::chrono::nanoseconds(0)});
-    watched = nullptr;
+    resumed.handle = nullptr;
     CHECK(report.joined);
     CHECK(report.abandoned + report.cancelled == 1);
-    CHECK(resumed_after_settle == 0);
+    CHECK(resumed.count == 0);
     CHECK(frames_destroyed == 1);
     CHECK(loop.unhandled_errors() == 0);
     CHECK(task.ready());
