@@ -7,9 +7,33 @@
 #include "support/deadline.hpp"
 #include "support/process.hpp"
 
+#include <chrono>
+#include <thread>
+
 using namespace loopbridge;
 using namespace loopbridge::test;
 using loopbridge::reliability::Ending;
+
+namespace {
+
+// The value of `count` once it has not changed for 300 ms (at most kDeadline of waiting).
+template <class Count>
+std::size_t settled_count(Count count) {
+  const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+  std::size_t value = count();
+  auto unchanged_since = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - unchanged_since < std::chrono::milliseconds(300) &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (const std::size_t now = count(); now != value) {
+      value = now;
+      unchanged_since = std::chrono::steady_clock::now();
+    }
+  }
+  return value;
+}
+
+}  // namespace
 
 TEST_CASE("randomized mixes from several host threads keep every invariant", "[reliability][stress]") {
   const std::uint64_t seed = chosen_seed("stress");
@@ -24,8 +48,11 @@ TEST_CASE("randomized mixes from several host threads keep every invariant", "[r
     INFO(warm_up.describe(reliability::random_scenario(seed - 1, 2, ops_per_thread)));
     CHECK(warm_up.ok());
   }
-  const std::size_t threads_before = thread_count();
-  const std::size_t fds_before = fd_count();
+  // A thread the warm-up left to finish on its own (an offloaded function past its stop's
+  // cancel deadline, detached) may still be exiting: the baseline is the count once it has
+  // held still for a while, or every later comparison would be off by that thread.
+  const std::size_t threads_before = settled_count(thread_count);
+  const std::size_t fds_before = settled_count(fd_count);
   std::uint64_t operations = 0, submissions = 0, faults = 0, violations = 0;
   for (std::size_t i = 0; i < scenarios; ++i) {
     auto scenario = reliability::random_scenario(seed + i, 2 + i % 4, ops_per_thread);
