@@ -42,9 +42,9 @@ void fulfil(Promise& promise, TaskHandle<T>& settled) {
 /**
  * Consumes the handle (unless it throws: InvalidState while another wait is registered on
  * the task leaves the handle as it was): the std::future cannot cancel the task, so take a
- * cancel path first if you need one. The future is fulfilled on the thread that settles the task. Unlike the
- * handle's own waits, std::future::get() cannot detect a loop thread: do not block on it
- * there.
+ * cancel path first if you need one. The future is fulfilled on the thread that settles
+ * the task. Unlike the handle's own waits, std::future::get() cannot detect a loop
+ * thread: do not block on it there.
  *
  * @par Thread safety
  * As std::future.
