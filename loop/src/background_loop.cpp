@@ -112,19 +112,17 @@ void BackgroundLoop::start() {
   std::lock_guard lock(lifecycle_mutex_);
   detail::LoopCore& loop = core();
   if (!loop.begin_start()) throw InvalidState(refused_start(loop));
+  bool started = false;
   try {
     loop.claim_io_context();
-    boost::thread::attributes attributes;
-    loop.configure_thread(attributes);
-    detail::Ref<detail::LoopCore> keep = detail::Ref<detail::LoopCore>::share(&loop);
-    // As const: a non-const one would be taken for the thread's function.
-    thread_ = boost::thread(std::as_const(attributes),
-                            [keep]() noexcept { keep->thread_main(detail::LoopThread::own); });
+    started = loop.mark_started_before_thread();
+    thread_ = loop.create_own_thread();
   } catch (...) {
     loop.mark_start_failed_before_thread();
     joined_ = true;  // no thread to join
     throw;
   }
+  if (started) return;
   try {
     loop.wait_started();
   } catch (...) {

@@ -52,7 +52,9 @@ bool LoopCore::begin_start() noexcept {
 void LoopCore::thread_main(LoopThread where) noexcept {
   set_this_thread_core(this);
   std::exception_ptr setup_error = where == LoopThread::own ? set_up_own_thread() : nullptr;
-  if (hooks_.empty() && !setup_error) {
+  if (started_.load(std::memory_order_acquire)) {
+    // mark_started_before_thread(): nothing here could fail the start.
+  } else if (hooks_.empty() && !setup_error) {
     mark_started();
   } else {
     start_in_progress_ = true;

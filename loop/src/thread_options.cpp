@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
+#include <utility>
 
 namespace loopbridge::detail {
 namespace {
@@ -63,8 +65,29 @@ void check_thread_options(const LoopOptions& options) {
   }
 }
 
-void LoopCore::configure_thread(boost::thread::attributes& attributes) const {
+boost::thread LoopCore::create_own_thread() {
+  boost::thread::attributes attributes;
   if (options_.stack_size != 0) attributes.set_stack_size(options_.stack_size);
+  // Linux starts a thread with its creator's name. Lending the loop's name to this thread
+  // while it creates the loop's names the new one from its first instruction, so start()
+  // can return before the new thread has run (naming another thread writes to /proc, and
+  // costs more than the wait start() saves).
+  std::array<char, 16> own_name{};
+  const bool lend_name = ::pthread_getname_np(::pthread_self(), own_name.data(), own_name.size()) == 0 &&
+                         ::pthread_setname_np(::pthread_self(), options_.name.c_str()) == 0;
+  Ref<LoopCore> keep = Ref<LoopCore>::share(this);
+  auto give_name_back = [&] {
+    if (lend_name) ::pthread_setname_np(::pthread_self(), own_name.data());
+  };
+  try {
+    // As const: a non-const one would be taken for the thread's function.
+    boost::thread thread(std::as_const(attributes), [keep]() noexcept { keep->thread_main(LoopThread::own); });
+    give_name_back();
+    return thread;
+  } catch (...) {
+    give_name_back();
+    throw;
+  }
 }
 
 void LoopCore::check_runs_on_caller() const {
@@ -75,8 +98,13 @@ void LoopCore::check_runs_on_caller() const {
   }
 }
 
+bool LoopCore::mark_started_before_thread() noexcept {
+  if (!hooks_.empty() || !options_.cpu_affinity.empty() || options_.on_thread_start) return false;
+  mark_started();
+  return true;
+}
+
 std::exception_ptr LoopCore::set_up_own_thread() noexcept {
-  ::pthread_setname_np(::pthread_self(), options_.name.c_str());
   try {
     if (!options_.cpu_affinity.empty()) pin_this_thread(options_.cpu_affinity);
     if (options_.on_thread_start) options_.on_thread_start();

@@ -46,6 +46,27 @@ TEST_CASE("the loop thread carries the configured name", "[loop][start]") {
   CHECK(std::count(names.begin(), names.end(), "lb-named-loop") == 0);
 }
 
+TEST_CASE("start names the new thread without renaming the calling thread", "[loop][start]") {
+  // Without hooks start() does not wait for the loop thread: it must be named from its start.
+  char own_name[16] = {};
+  ::pthread_getname_np(::pthread_self(), own_name, sizeof own_name);
+  ::pthread_setname_np(::pthread_self(), "lb-host-thread");
+  for (int round = 0; round < 50; ++round) {
+    BackgroundLoop loop({.name = "lb-fast-start"});
+    loop.start();
+    auto names = thread_names();
+    REQUIRE(std::count(names.begin(), names.end(), "lb-fast-start") == 1);
+    REQUIRE(std::count(names.begin(), names.end(), "lb-host-thread") == 1);
+    if (round % 2 == 0) {
+      auto answer = loop.submit([] { return 42; });  // queued before the thread may have run
+      require_settles(answer);
+      CHECK(answer.get() == 42);
+    }
+    loop.stop();  // at once, for the other rounds
+  }
+  ::pthread_setname_np(::pthread_self(), own_name);
+}
+
 TEST_CASE("start returns only after the on_start hooks finished in order on the loop thread",
           "[loop][start][hooks]") {
   BackgroundLoop loop({.name = "lb-hooks"});

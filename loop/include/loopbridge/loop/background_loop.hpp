@@ -30,11 +30,11 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  * post, cancel, cancel_all, stop) is a command on one thread-safe queue drained by the loop
  * thread.
  *
- * start() returns once the loop runs and its on_start hooks have finished. stop() (and the
- * destructor) refuses new work, runs the on_stop hooks in reverse, optionally drains, cancels
- * what is left, abandons what does not unwind in time, and joins the thread: every TaskHandle
- * settles. docs/lifecycle.md has the table of what each step does to queued work, running
- * coroutines and pending handles.
+ * start() returns once the loop accepts work and its on_start hooks have finished. stop()
+ * (and the destructor) refuses new work, runs the on_stop hooks in reverse, optionally
+ * drains, cancels what is left, abandons what does not unwind in time, and joins the thread:
+ * every TaskHandle settles. docs/lifecycle.md has the table of what each step does to
+ * queued work, running coroutines and pending handles.
  *
  * A BackgroundLoop is also a LoopHandle to itself; handle() gives a copyable one to pass
  * around.
@@ -93,8 +93,14 @@ public:
   /// `start` and closed by `stop`).
   void on_start_stop(Hook start, Hook stop);
 
-  /// Starts the loop thread and returns once the loop runs and the on_start hooks are done.
+  /// Starts the loop thread and returns once the loop accepts work and the on_start hooks
+  /// are done.
   /**
+   * The thread carries LoopOptions::name from its start. Without hooks, cpu_affinity or
+   * on_thread_start nothing on the new thread can fail the start, and start() returns
+   * without waiting for the thread to be scheduled: work submitted meanwhile waits in the
+   * queue, and a stop() right away ends the loop as usual.
+   *
    * @par Throws
    * InvalidState if called before (start twice, or restart after stop, or run_here()), and
    * for a borrowed io_context that is stopped (its owner must restart() it first), that

@@ -361,8 +361,13 @@ public:
   /// After begin_start(): checks that a borrowed io_context can be run by this loop alone
   /// and marks it as driven by this loop (InvalidState if not).
   void claim_io_context();
-  /// The stack size of the thread start() creates.
-  void configure_thread(boost::thread::attributes& attributes) const;
+  /// Creates the loop's own thread (named, with the configured stack size) running
+  /// thread_main(); it holds a reference to this core.
+  boost::thread create_own_thread();
+  /// Before start() creates the thread: when nothing on it can fail the start (no hooks, no
+  /// pinning, no on_thread_start), marks the loop started and returns true; start() then
+  /// returns without waiting for the new thread to be scheduled.
+  bool mark_started_before_thread() noexcept;
   /// run_here(): InvalidArgument when options meant for a thread of the loop's own are set.
   void check_runs_on_caller() const;
   /// The loop thread's body.
@@ -453,7 +458,7 @@ private:
   };
 
   boost::asio::awaitable<void> start_sequence(std::exception_ptr setup_error);
-  /// Names and pins the loop's own thread and runs on_thread_start; returns their error.
+  /// Pins the loop's own thread and runs on_thread_start; returns their error.
   std::exception_ptr set_up_own_thread() noexcept;
   /// co_spawns a lifecycle coroutine, counted until it has ended.
   void spawn_sequence(boost::asio::awaitable<void> sequence);
@@ -484,7 +489,8 @@ private:
   /// Settles every task still in flight without resuming it (TaskAbandoned, or
   /// TaskCancelled when `dropped`); their frames die in io_.shutdown().
   void abandon_remaining(bool dropped) noexcept;
-  /// Loop thread: the start succeeded; releases start().
+  /// The start succeeded (on the loop thread, or before it in mark_started_before_thread());
+  /// releases start().
   void mark_started() noexcept;
   /// Sets a latch flag and wakes the host threads waiting on it.
   void open_latch(std::atomic<bool>& flag) noexcept;
