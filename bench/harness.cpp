@@ -18,6 +18,8 @@ namespace loopbridge::bench {
 
 namespace {
 
+bool recording = true;  // false during alternate()'s warm-up block
+
 constexpr const char* kUsage =
     "loopbridge_bench [--blocks N] [--groups latency,throughput,lifecycle,memory,pool]\n"
     "                 [--threads 1,2,4] [--pool-loops 1,2,4] [--batch N] [--ops N]\n"
@@ -124,6 +126,7 @@ double percentile(const std::vector<double>& sorted, double p) {
 
 void Results::add(const std::string& metric, const std::string& variant, const std::string& placement, int threads,
                   int loops, const char* unit, const char* better, const std::string& stat, double value) {
+  if (!recording) return;
   auto [it, inserted] = records_.try_emplace({metric, variant, placement, threads, loops}, Record{unit, better, {}});
   it->second.stats[stat].push_back(value);
 }
@@ -177,8 +180,11 @@ void Results::write_json(const Options& o) const {
 
 void alternate(int blocks, const std::vector<std::function<void()>>& variants) {
   const std::size_t n = variants.size();
+  recording = false;
+  for (const auto& variant : variants) variant();
+  recording = true;
   for (std::size_t b = 0; b < static_cast<std::size_t>(blocks); ++b) {
-    for (std::size_t i = 0; i < n; ++i) variants[(b + i) % n]();
+    for (std::size_t i = 0; i < n; ++i) variants[b % 2 == 0 ? (b + i) % n : (b + n - 1 - i) % n]();
   }
 }
 

@@ -70,8 +70,10 @@ private:
   std::map<std::tuple<std::string, std::string, std::string, int, int>, Record> records_;
 };
 
-/// Runs each variant once per block, each block starting one variant further along, so
-/// that every variant sees every position in the order.
+/// Runs one warm-up block whose results are dropped (the first variant in a process would
+/// pay for its cold heap and caches), then `blocks` blocks of each variant once. Each block
+/// starts one variant further along and every other block runs backwards, so that every
+/// variant sees every position in the order and follows two different variants.
 void alternate(int blocks, const std::vector<std::function<void()>>& variants);
 
 /// Runs body(host) on `hosts` threads pinned to cpu(host_cpu(host)), released together.

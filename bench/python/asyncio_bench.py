@@ -48,6 +48,8 @@ class Results:
         self.records = {}
 
     def add(self, metric, variant, placement, threads, loops, unit, better, stat, value):
+        if not RECORDING:
+            return
         key = (metric, variant, placement, threads, loops)
         record = self.records.setdefault(key, {"unit": unit, "better": better, "stats": {}})
         record["stats"].setdefault(stat, []).append(value)
@@ -68,11 +70,23 @@ class Results:
         return {"program": "asyncio_bench", "config": config, "records": records}
 
 
+RECORDING = True  # False during alternate()'s warm-up block: Results.add drops what it gets
+
+
 def alternate(blocks, variants):
-    """Runs every variant once per block, each block starting one variant further along."""
+    """Runs one warm-up block whose results are dropped (the first variant in a process would
+    pay for its cold heap and caches), then `blocks` blocks of each variant once. Each block
+    starts one variant further along and every other block runs backwards, so that every
+    variant sees every position in the order and follows two different variants."""
+    global RECORDING
+    RECORDING = False
+    for variant in variants:
+        variant()
+    RECORDING = True
+    n = len(variants)
     for b in range(blocks):
-        for i in range(len(variants)):
-            variants[(b + i) % len(variants)]()
+        for i in range(n):
+            variants[(b + i) % n if b % 2 == 0 else (b + n - 1 - i) % n]()
 
 
 class LoopThread:

@@ -149,6 +149,9 @@ impl Results {
     #[allow(clippy::too_many_arguments)]
     fn add(&mut self, metric: &str, variant: &str, placement: &str, threads: usize, loops: usize,
            unit: &'static str, better: &'static str, stat: &str, value: f64) {
+        if !RECORDING.load(Ordering::Relaxed) {
+            return;
+        }
         let key = Key {
             metric: metric.into(),
             variant: variant.into(),
@@ -207,13 +210,24 @@ impl Results {
     }
 }
 
-/// Runs every variant once per block, starting each block one variant further along, so
-/// that every variant sees every position in the order.
+/// False during alternate()'s warm-up block: Results::add drops what it is given.
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Runs one warm-up block whose results are dropped (the first variant in a process would
+/// pay for its cold heap and caches), then `blocks` blocks of each variant once. Each block
+/// starts one variant further along and every other block runs backwards, so that every
+/// variant sees every position in the order and follows two different variants.
 fn alternate<'a>(blocks: usize, variants: &mut [Box<dyn FnMut() + 'a>]) {
     let n = variants.len();
+    RECORDING.store(false, Ordering::Relaxed);
+    for variant in variants.iter_mut() {
+        variant();
+    }
+    RECORDING.store(true, Ordering::Relaxed);
     for b in 0..blocks {
         for i in 0..n {
-            (variants[(b + i) % n])();
+            let index = if b % 2 == 0 { (b + i) % n } else { (b + n - 1 - i) % n };
+            (variants[index])();
         }
     }
 }
