@@ -121,10 +121,14 @@ BOUNDS = {
         "executor that reads the clock twice."),
     "tp_coroutine_tokio": (
         "A Tokio task is one allocation holding the future, polled in place. A loopbridge "
-        "coroutine task takes two (its state on the host thread, and one on the loop thread for "
-        "the Asio coroutine; Asio recycles the other frames), resumes through Asio's coroutine "
-        "machinery and a timing executor, and pays the loop's statistics (see "
-        "fire-and-forget)."),
+        "coroutine task is one allocation too (its state, made on the host thread); the loop "
+        "thread allocates nothing per task (Asio recycles the coroutine frames and, since "
+        "fa5cd72, the task's cancellation state), but each task resumes through Asio's "
+        "coroutine machinery and a timing executor, and pays the loop's statistics (see "
+        "fire-and-forget). The blocks spread widely on 2 vCPUs, and interleaving costs "
+        "loopbridge: on the 2-vCPU machine it ran 4.1-4.6 M/s alone and 3.4 M/s right after "
+        "the Asio `co_spawn` variant (cause not found; glibc's heap state left by that "
+        "variant's threads is the likely one)."),
     "stop_tokio": (
         "`stop()` resumes every coroutine with `operation_aborted` so that its `catch` blocks "
         "and destructors run on the loop thread (asyncio's cancellation). Asio's "
@@ -218,12 +222,13 @@ of another means:
   work on a shared machine skews the figures less; the Machines table gives the share of
   CPU time other processes took just before each round. Tails (p99, p999) on a busy
   machine measure its scheduler more than the code.
-- **Blocks.** Within a program the variants of a measure run in alternating blocks, each
-  block starting one variant further along; across programs, `bench/run.py` runs the
-  three programs in rounds whose order rotates. A figure is the median over all blocks of
-  that block's statistic; "range" is the lowest and highest block. A ratio is the ratio of
-  medians; its range, the lowest and highest of the block-by-block ratios (blocks paired
-  by round and position).
+- **Blocks.** Within a program the variants of a measure run in alternating blocks after
+  one warm-up block whose figures are dropped, each block starting one variant further
+  along and every other one running the order backwards (so each variant follows two
+  different ones); across programs, `bench/run.py` runs the three programs in rounds
+  whose order rotates. A figure is the median over all blocks of that block's statistic;
+  "range" is the lowest and highest block. A ratio is the ratio of medians; its range, the
+  lowest and highest of the block-by-block ratios (blocks paired by round and position).
 - **Round trip**: one task per sample, submitted from the host thread and waited for
   (`submit(..).get()`, `post` + `std::promise::get_future().get()`,
   `co_spawn(.., use_future).get()`, Tokio `spawn` + `oneshot::blocking_recv()` or
@@ -238,9 +243,9 @@ of another means:
   together to the last one done. Fire-and-forget posts count down a shared counter; the
   task that completes the count reads the end time. Every program submits the same number
   of tasks per host thread in the same batches; a task returns 1 (summed and checked).
-- **Start + stop**: 20 rounds per block, mean per round. loopbridge's `start()` returns
-  once the loop runs; Asio's and Tokio's equivalents return without waiting for their
-  thread.
+- **Start + stop**: 20 rounds per block, mean per round. loopbridge's `start()` without
+  hooks returns once the named thread exists, as Asio's and Tokio's equivalents return
+  without waiting for their thread.
 - **Stop with pending tasks**: the host submits the tasks one by one; each counts itself
   started and waits on a one-hour timer. Once all are parked the clock starts; it stops
   when the loop thread is joined (loopbridge `stop()`; Asio: emit every task's
