@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <string>
 #include <utility>
 
@@ -68,26 +67,9 @@ void check_thread_options(const LoopOptions& options) {
 boost::thread LoopCore::create_own_thread() {
   boost::thread::attributes attributes;
   if (options_.stack_size != 0) attributes.set_stack_size(options_.stack_size);
-  // Linux starts a thread with its creator's name. Lending the loop's name to this thread
-  // while it creates the loop's names the new one from its first instruction, so start()
-  // can return before the new thread has run (naming another thread writes to /proc, and
-  // costs more than the wait start() saves).
-  std::array<char, 16> own_name{};
-  const bool lend_name = ::pthread_getname_np(::pthread_self(), own_name.data(), own_name.size()) == 0 &&
-                         ::pthread_setname_np(::pthread_self(), options_.name.c_str()) == 0;
   Ref<LoopCore> keep = Ref<LoopCore>::share(this);
-  auto give_name_back = [&] {
-    if (lend_name) ::pthread_setname_np(::pthread_self(), own_name.data());
-  };
-  try {
-    // As const: a non-const one would be taken for the thread's function.
-    boost::thread thread(std::as_const(attributes), [keep]() noexcept { keep->thread_main(LoopThread::own); });
-    give_name_back();
-    return thread;
-  } catch (...) {
-    give_name_back();
-    throw;
-  }
+  // As const: a non-const one would be taken for the thread's function.
+  return boost::thread(std::as_const(attributes), [keep]() noexcept { keep->thread_main(LoopThread::own); });
 }
 
 void LoopCore::check_runs_on_caller() const {
@@ -105,6 +87,9 @@ bool LoopCore::mark_started_before_thread() noexcept {
 }
 
 std::exception_ptr LoopCore::set_up_own_thread() noexcept {
+  // By the thread itself: naming another thread writes to /proc, and costs more than
+  // start() saves by not waiting for the thread to run.
+  ::pthread_setname_np(::pthread_self(), options_.name.c_str());
   try {
     if (!options_.cpu_affinity.empty()) pin_this_thread(options_.cpu_affinity);
     if (options_.on_thread_start) options_.on_thread_start();

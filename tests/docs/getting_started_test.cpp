@@ -40,7 +40,7 @@ private:
 TEST_CASE("getting started: a first loop, a first submit, a first clean shutdown", "[docs]") {
   //! [first-loop]
   loopbridge::BackgroundLoop loop({.name = "io"});   // nothing runs yet
-  loop.start();                                      // returns once the loop thread runs
+  loop.start();                                      // returns once the loop takes work
   //! [first-loop]
 
   //! [first-submit]

@@ -9,7 +9,7 @@ boost::asio::awaitable<int> fetch_answer();  // any Asio coroutine
 
 int main() {
   loopbridge::BackgroundLoop loop({.name = "io"});
-  loop.start();                                    // returns once the loop runs
+  loop.start();                                    // returns once the loop takes work
 
   auto answer = loop.submit(fetch_answer);         // TaskHandle<int>
   if (answer.wait_for(std::chrono::seconds(5)) == std::future_status::ready)

@@ -96,10 +96,11 @@ public:
   /// Starts the loop thread and returns once the loop accepts work and the on_start hooks
   /// are done.
   /**
-   * The thread carries LoopOptions::name from its start. Without hooks, cpu_affinity or
-   * on_thread_start nothing on the new thread can fail the start, and start() returns
-   * without waiting for the thread to be scheduled: work submitted meanwhile waits in the
-   * queue, and a stop() right away ends the loop as usual.
+   * Without hooks, cpu_affinity or on_thread_start nothing on the new thread can fail the
+   * start, and start() returns without waiting for the thread to be scheduled: work
+   * submitted meanwhile waits in the queue, and a stop() right away ends the loop as usual.
+   * The thread takes LoopOptions::name as its first step, before it runs anything of the
+   * loop's; until then the system shows the name of the thread that called start().
    *
    * @par Throws
    * InvalidState if called before (start twice, or restart after stop, or run_here()), and

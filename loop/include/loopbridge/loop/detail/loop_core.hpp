@@ -361,8 +361,8 @@ public:
   /// After begin_start(): checks that a borrowed io_context can be run by this loop alone
   /// and marks it as driven by this loop (InvalidState if not).
   void claim_io_context();
-  /// Creates the loop's own thread (named, with the configured stack size) running
-  /// thread_main(); it holds a reference to this core.
+  /// Creates the loop's own thread (with the configured stack size) running thread_main();
+  /// it holds a reference to this core.
   boost::thread create_own_thread();
   /// Before start() creates the thread: when nothing on it can fail the start (no hooks, no
   /// pinning, no on_thread_start), marks the loop started and returns true; start() then
@@ -458,7 +458,7 @@ private:
   };
 
   boost::asio::awaitable<void> start_sequence(std::exception_ptr setup_error);
-  /// Pins the loop's own thread and runs on_thread_start; returns their error.
+  /// Names and pins the loop's own thread and runs on_thread_start; returns their error.
   std::exception_ptr set_up_own_thread() noexcept;
   /// co_spawns a lifecycle coroutine, counted until it has ended.
   void spawn_sequence(boost::asio::awaitable<void> sequence);
