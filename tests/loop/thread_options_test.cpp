@@ -60,9 +60,10 @@ TEST_CASE("a CPU that does not exist is refused at construction", "[loop][thread
 }
 
 TEST_CASE("stack_size sets the loop thread's stack", "[loop][thread-options]") {
-  // Not a size any default takes (8 MiB with ulimit -s 8192), and above the floor that
-  // ThreadSanitizer raises small stacks to.
-  constexpr std::size_t kStack = 3 * 1024 * 1024;
+  // Not a size any default takes (8 MiB with ulimit -s 8192), and above it: glibc hands out
+  // a cached stack of up to four times the size asked for, so a smaller size could get the
+  // default-sized stack of a thread an earlier test in the same process left behind.
+  constexpr std::size_t kStack = 12 * 1024 * 1024;
   BackgroundLoop loop({.name = "lb-stack", .stack_size = kStack});
   loop.start();
   auto size = loop.submit([] {
