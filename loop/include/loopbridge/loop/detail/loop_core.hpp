@@ -458,7 +458,9 @@ private:
   };
 
   boost::asio::awaitable<void> start_sequence(std::exception_ptr setup_error);
-  /// Names and pins the loop's own thread and runs on_thread_start; returns their error.
+  /// Names and pins the loop's own thread and runs on_thread_start; returns their error. A
+  /// step added here that can fail must also keep mark_started_before_thread() from skipping
+  /// start()'s wait.
   std::exception_ptr set_up_own_thread() noexcept;
   /// co_spawns a lifecycle coroutine, counted until it has ended.
   void spawn_sequence(boost::asio::awaitable<void> sequence);
