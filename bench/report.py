@@ -244,8 +244,8 @@ of another means:
   task that completes the count reads the end time. Every program submits the same number
   of tasks per host thread in the same batches; a task returns 1 (summed and checked).
 - **Start + stop**: 20 rounds per block, mean per round. loopbridge's `start()` without
-  hooks returns once the named thread exists, as Asio's and Tokio's equivalents return
-  without waiting for their thread.
+  hooks returns once its thread exists (the thread names itself when it first runs), as
+  Asio's and Tokio's equivalents return without waiting for their thread.
 - **Stop with pending tasks**: the host submits the tasks one by one; each counts itself
   started and waits on a one-hour timer. Once all are parked the clock starts; it stops
   when the loop thread is joined (loopbridge `stop()`; Asio: emit every task's
