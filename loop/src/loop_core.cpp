@@ -237,12 +237,17 @@ void TaskBase::discard(LoopCore& core) noexcept {
 
 bool TaskBase::claim_start(CancelGate to) noexcept {
   CancelGate gate = CancelGate::open;
-  if (cancel_gate_.compare_exchange_strong(gate, to, std::memory_order_acq_rel)) return true;
-  while (gate == CancelGate::cancelling) {
-    std::this_thread::yield();
-    gate = cancel_gate_.load(std::memory_order_acquire);
-  }
+  return cancel_gate_.compare_exchange_strong(gate, to, std::memory_order_acq_rel);
+}
+
+bool TaskBase::claim_refusal() noexcept {
+  if (claim_start(CancelGate::refused)) return true;
+  wait_for_canceller();
   return false;
+}
+
+void TaskBase::wait_for_canceller() const noexcept {
+  while (cancel_in_progress()) std::this_thread::yield();
 }
 
 bool TaskBase::request_cancel_any_thread() noexcept {
@@ -726,8 +731,7 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   if (!task.claim_start(task.coroutine ? TaskBase::CancelGate::coroutine_started
                                        : TaskBase::CancelGate::callable_started)) {
     // Cancelled before it could start, and settled by its canceller: it never runs.
-    task.settled = true;
-    if (!hook) bump(cancelled_);
+    cancelled_before_start(task);
     return;
   }
   task.running = true;
@@ -852,12 +856,12 @@ void LoopCore::recount_completed_as_failed() noexcept {
 }
 
 void LoopCore::reject(TaskBase& task) noexcept {
-  task.settled = true;
   if (task.kind() != TaskKind::hook) dequeued();
-  if (!task.claim_refusal()) {
-    bump(cancelled_);  // cancelled before the stop reached it, and settled by its canceller
+  if (!task.claim_start(TaskBase::CancelGate::refused)) {
+    cancelled_before_start(task);  // before the stop reached it
     return;
   }
+  task.settled = true;
   task.drop_function();
   if (task.kind() == TaskKind::detached) {
     refuse_posted_call();  // counts it and tells the error handler: nobody else would know
@@ -865,6 +869,23 @@ void LoopCore::reject(TaskBase& task) noexcept {
   }
   if (task.kind() != TaskKind::hook) rejected_.fetch_add(1, std::memory_order_relaxed);
   task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")));
+}
+
+void LoopCore::cancelled_before_start(TaskBase& task) noexcept {
+  task.settled = true;
+  if (task.kind() != TaskKind::hook) bump(cancelled_);
+  if (!task.cancel_in_progress()) return;
+  std::erase_if(cancels_in_progress_, [](TaskBase* kept) {
+    if (kept->cancel_in_progress()) return false;
+    kept->state().release();
+    return true;
+  });
+  try {
+    cancels_in_progress_.push_back(&task);
+    task.state().add_ref();
+  } catch (...) {
+    task.wait_for_canceller();  // out of memory: wait here, as the stop would
+  }
 }
 
 void LoopCore::notify_progress() noexcept {

@@ -365,6 +365,13 @@ void LoopCore::close_queue() noexcept {
 
 void LoopCore::finalize() noexcept {
   close_queue();
+  // Their cancellers settle them; the queue is closed, so a canceller waiting for this loop
+  // (a capture's destructor that submits) gets LoopStopped at once.
+  for (TaskBase* task : cancels_in_progress_) {
+    task->wait_for_canceller();
+    task->state().release();
+  }
+  cancels_in_progress_.clear();
   for (auto& group : pending_cancel_alls_) group->set_value(group->cancelled);
   pending_cancel_alls_.clear();
   {

@@ -392,6 +392,34 @@ TEST_CASE("a stop waits for a cancel that is still destroying its task's callabl
   CHECK(cancelled);
 }
 
+TEST_CASE("a capture destroyed by a cancel may submit to its loop and wait", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-dtor-waits"});
+  loop.start();
+  std::optional<LoopBlocker> blocker(std::in_place, loop);
+  struct WaitsForLoop {
+    LoopHandle loop;
+    std::optional<LoopBlocker>* blocker;
+    int* answer;
+    WaitsForLoop(LoopHandle l, std::optional<LoopBlocker>* b, int* a) : loop(std::move(l)), blocker(b), answer(a) {}
+    WaitsForLoop(WaitsForLoop&& other) noexcept
+        : loop(other.loop), blocker(std::exchange(other.blocker, nullptr)), answer(other.answer) {}
+    ~WaitsForLoop() {
+      if (!blocker) return;
+      blocker->reset();  // the loop reaches the cancelled task while this destructor runs
+      auto reply = loop.submit([] { return 7; });
+      if (reply.wait_for(kDeadline) == std::future_status::ready) *answer = reply.get();
+    }
+  };
+  int answer = 0;
+  auto task = loop.submit([capture = WaitsForLoop(loop, &blocker, &answer)] { return 1; });
+  CHECK(task.cancel());
+  CHECK(answer == 7);
+  CHECK_THROWS_AS(task.get(), TaskCancelled);
+  ShutdownReport report = loop.stop();
+  CHECK(report.cancelled == 1);
+  CHECK(report.completed == 2);  // the blocker and the destructor's submission
+}
+
 TEST_CASE("cancel_and_wait with a NaN timeout is refused before cancelling", "[loop][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel-nan"});
   loop.start();

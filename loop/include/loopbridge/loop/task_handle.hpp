@@ -119,8 +119,9 @@ public:
 
   /// Asks the task to stop. A task that has not started yet never runs: it settles with
   /// TaskCancelled before cancel() returns, its callable destroyed on this thread first
-  /// (concurrent.futures' cancel() of a pending future; the loop waits for that, so the
-  /// destructor of a capture must not wait for the loop). For a running coroutine the
+  /// (concurrent.futures' cancel() of a pending future). The loop goes on meanwhile, so a
+  /// capture's destructor may submit to the loop and wait; a stop waits for such a cancel
+  /// to finish. For a running coroutine the
   /// request travels through the loop's queue and arrives as an Asio cancellation signal
   /// (its pending operation completes with operation_aborted); if the task had not finished
   /// when it arrived, it settles with TaskCancelled. As in Asio, the

@@ -162,13 +162,21 @@ public:
   void discard(LoopCore& core) noexcept override;
 
   /// Any thread: a task not started yet is settled with TaskCancelled here and now (its
-  /// callable destroyed first, while the loop waits), and never runs; a running coroutine
-  /// gets a cancel through the queue. True if either happened or a cancel is already on its
-  /// way; false for a settled task and a plain callable that has started.
+  /// callable destroyed first; the loop goes on meanwhile, and its stop waits for this), and
+  /// never runs; a running coroutine gets a cancel through the queue. True if either
+  /// happened or a cancel is already on its way; false for a settled task and a plain
+  /// callable that has started.
   bool request_cancel_any_thread() noexcept;
-  /// Claims a task that has not started for a refusal (the stop's, or the submission call's):
-  /// false if a cancel settled it first.
-  bool claim_refusal() noexcept { return claim_start(CancelGate::refused); }
+  /// The submitting thread claims a task the loop refused: false if a cancel got there
+  /// first, and then only once the canceller has settled it, so that the handle the caller
+  /// gets back has settled.
+  bool claim_refusal() noexcept;
+  /// A cancel has claimed the task and is still destroying its callable (on its own thread).
+  bool cancel_in_progress() const noexcept {
+    return cancel_gate_.load(std::memory_order_acquire) == CancelGate::cancelling;
+  }
+  /// Returns once no cancel is destroying the task's callable any more.
+  void wait_for_canceller() const noexcept;
 
   /// Loop thread: starts the work (runs a callable inline, spawns a coroutine).
   virtual void run() noexcept = 0;
@@ -246,9 +254,8 @@ private:
     coroutine_cancel_requested,
     refused
   };
-  /// Moves the gate from `open` to `to`. False if a cancel got there first: then returns
-  /// only once the canceller has settled the task, so that nothing of it outlives what
-  /// follows (the stop's end, the loop itself).
+  /// Moves the gate from `open` to `to`. False if a cancel got there first: the canceller
+  /// settles the task, and may still be destroying its callable (cancel_in_progress()).
   bool claim_start(CancelGate to) noexcept;
   std::atomic<CancelGate> cancel_gate_{CancelGate::open};
   CancelCommand cancel_command_{*this};
@@ -411,6 +418,10 @@ public:
   /// A concluded task's value could not be stored after all: it failed.
   void recount_completed_as_failed() noexcept;
   void reject(TaskBase& task) noexcept;
+  /// The loop found `task` cancelled before it started: counts it and goes on. A canceller
+  /// still destroying the callable may be waiting for the loop itself (a capture whose
+  /// destructor submits and waits): the task is kept until the stop's end, which waits for it.
+  void cancelled_before_start(TaskBase& task) noexcept;
   void execute_stop() noexcept;
   /// PostedCall's bookkeeping: false when the loop refused it (counted and reported).
   bool begin_posted_call(const TaskLabel& label, std::chrono::steady_clock::time_point now) noexcept;
@@ -539,6 +550,9 @@ private:
   std::uint64_t next_seq_ = 0;
   std::vector<Ref<CancelAllState>> pending_cancel_alls_;
   std::vector<TaskBase*> abandoned_;
+  // Tasks a cancel claimed before they started whose canceller was still destroying the
+  // callable when the loop reached them; each holds a reference to its state.
+  std::vector<TaskBase*> cancels_in_progress_;
   // Waits taken back at stop whose function was still running with their frame's locals:
   // destroyed once it has returned, or never (the frame then outlives the loop).
   std::vector<PendingWait*> waits_on_running_work_;
