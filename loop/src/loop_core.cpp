@@ -875,6 +875,12 @@ void LoopCore::cancelled_before_start(TaskBase& task) noexcept {
   task.settled = true;
   if (task.kind() != TaskKind::hook) bump(cancelled_);
   if (!task.cancel_in_progress()) return;
+  if (queue_.closed()) {
+    // The stop's last step (or a failed start) closed it: the loop runs nothing more that
+    // the canceller could be waiting for, so wait here, as finalize() does for those kept.
+    task.wait_for_canceller();
+    return;
+  }
   std::erase_if(cancels_in_progress_, [](TaskBase* kept) {
     if (kept->cancel_in_progress()) return false;
     kept->state().release();

@@ -420,7 +420,8 @@ public:
   void reject(TaskBase& task) noexcept;
   /// The loop found `task` cancelled before it started: counts it and goes on. A canceller
   /// still destroying the callable may be waiting for the loop itself (a capture whose
-  /// destructor submits and waits): the task is kept until the stop's end, which waits for it.
+  /// destructor submits and waits): the task is kept until the stop's end, which waits for
+  /// it once the queue has closed; from then on the canceller is waited for at once.
   void cancelled_before_start(TaskBase& task) noexcept;
   void execute_stop() noexcept;
   /// PostedCall's bookkeeping: false when the loop refused it (counted and reported).
