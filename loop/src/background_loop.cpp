@@ -76,7 +76,10 @@ BackgroundLoop::~BackgroundLoop() {
     // one whose stop waits for this thread).
     loop.set_owner(nullptr);
     loop.request_stop(StopOptions{});
-    if (thread_.joinable()) thread_.detach();
+    {
+      std::lock_guard lock(lifecycle_mutex_);
+      if (!std::exchange(ending_claimed_, true) && thread_.joinable()) thread_.detach();
+    }
     loop.report_error(std::make_exception_ptr(DeadlockError(
                           "BackgroundLoop destroyed on a thread its stop would wait for (a loop thread, one of "
                           "its to_thread workers, a call_host() function of one of its tasks)")),
@@ -84,7 +87,11 @@ BackgroundLoop::~BackgroundLoop() {
     return;
   }
   try {
-    const bool stops_here = !joined_.has_value();
+    bool stops_here = false;
+    {
+      std::lock_guard lock(lifecycle_mutex_);
+      stops_here = !joined_ && !ending_claimed_;
+    }
     ShutdownReport report = stop(loop.destructor_stop());
     // Nobody receives this report: its hook errors go to the error handler.
     if (stops_here) {
@@ -109,25 +116,27 @@ void BackgroundLoop::add_hooks(Hook start, Hook stop) {
 }
 
 void BackgroundLoop::start() {
-  std::lock_guard lock(lifecycle_mutex_);
   detail::LoopCore& loop = core();
-  if (!loop.begin_start()) throw InvalidState(refused_start(loop));
   bool started = false;
-  try {
-    loop.claim_io_context();
-    started = loop.mark_started_before_thread();
-    thread_ = loop.create_own_thread();
-  } catch (...) {
-    loop.mark_start_failed_before_thread();
-    joined_ = true;  // no thread to join
-    throw;
+  {
+    std::lock_guard lock(lifecycle_mutex_);
+    if (!loop.begin_start()) throw InvalidState(refused_start(loop));
+    try {
+      loop.claim_io_context();
+      started = loop.mark_started_before_thread();
+      thread_ = loop.create_own_thread();
+    } catch (...) {
+      loop.mark_start_failed_before_thread();
+      joined_ = true;  // no thread to join
+      throw;
+    }
   }
   if (started) return;
   try {
     loop.wait_started();
   } catch (...) {
-    thread_.join();
-    joined_ = true;
+    // The thread has ended (a failed start ends it before the error is given out).
+    end_thread(std::chrono::steady_clock::time_point::max());
     throw;
   }
 }
@@ -172,16 +181,34 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
   if (detail::this_thread_core() != nullptr) {
     throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
   }
-  std::lock_guard lock(lifecycle_mutex_);
-  if (joined_) return final_report();
-  if (loop.lifecycle() == detail::Lifecycle::created) {
-    loop.mark_start_failed_before_thread();
-    joined_ = true;
-    return final_report();
+  {
+    std::lock_guard lock(lifecycle_mutex_);
+    if (!joined_ && !ending_claimed_ && loop.lifecycle() == detail::Lifecycle::created) {
+      loop.mark_start_failed_before_thread();
+      joined_ = true;
+    }
+    if (joined_) return final_report(*joined_);
   }
+  // The budget is read before the request: a stop during the start also waits for the start.
+  const auto budget = detail::saturating_add(loop.stop_budget(options), kJoinMargin);
   loop.request_stop(options);
-  const auto deadline = detail::deadline_after(detail::saturating_add(loop.stop_budget(), kJoinMargin));
-  bool finished = loop.wait_finished(deadline);
+  return final_report(end_thread(detail::deadline_after(budget)));
+}
+
+bool BackgroundLoop::end_thread(std::chrono::steady_clock::time_point deadline) {
+  detail::LoopCore& loop = core();
+  {
+    std::unique_lock lock(lifecycle_mutex_);
+    if (joined_) return *joined_;
+    if (ending_claimed_) {
+      // Another thread joins; it waits no longer than its own deadline.
+      ended_.wait(lock, [&] { return joined_.has_value(); });
+      return *joined_;
+    }
+    ending_claimed_ = true;
+  }
+  // From here on only this thread touches thread_.
+  const bool finished = loop.wait_finished(deadline);
   const bool own_thread = thread_.joinable();  // false: the loop runs in run_here()
   if (finished) {
     if (own_thread) thread_.join();
@@ -191,13 +218,17 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
                       own_thread ? "stop (the thread was detached; a callable may be blocking it)"
                                  : "stop (run_here() goes on; a callable may be blocking it)");
   }
-  joined_ = finished;
-  return final_report();
+  {
+    std::lock_guard lock(lifecycle_mutex_);
+    joined_ = finished;
+  }
+  ended_.notify_all();
+  return finished;
 }
 
-ShutdownReport BackgroundLoop::final_report() const {
+ShutdownReport BackgroundLoop::final_report(bool joined) const {
   ShutdownReport report = core().report();
-  report.joined = *joined_;
+  report.joined = joined;
   return report;
 }
 

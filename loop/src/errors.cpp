@@ -25,19 +25,39 @@ public:
   }
 };
 
+// Made before any dynamic initialisation and never destroyed: errors are built during exit
+// too (a static loop's stop, the default loop's exit hook, a detached thread), after every
+// object with a destructor could already be gone.
+union CategoryStorage {
+  LoopCategory category;
+  constexpr CategoryStorage() : category() {}
+  ~CategoryStorage() {}
+};
+constinit const CategoryStorage g_category;
+
 }  // namespace
 
-const std::error_category& loop_category() noexcept {
-  static const LoopCategory category;
-  return category;
-}
+const std::error_category& loop_category() noexcept { return g_category.category; }
 
 std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), loop_category()};
 }
 
 Error::Error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
-TaskCancelled::TaskCancelled(const std::string& what) : Error(errc::task_cancelled, what) {}
+TaskCancelled::TaskCancelled(const std::string& what) : TaskCancelled(CancelCause::cancel, what) {}
+TaskCancelled::TaskCancelled(CancelCause cause, const std::string& what)
+    : Error(errc::task_cancelled, what), cause_(cause) {}
+
+const char* to_string(CancelCause cause) noexcept {
+  switch (cause) {
+    case CancelCause::cancel: return "cancel()";
+    case CancelCause::cancel_all: return "cancel_all()";
+    case CancelCause::stop: return "the loop's stop";
+    case CancelCause::deadline: return "a deadline";
+    case CancelCause::stop_token: return "a stop token";
+  }
+  return "an unknown cause";
+}
 LoopStopped::LoopStopped(const std::string& what) : Error(errc::loop_stopped, what) {}
 LoopStopped::LoopStopped(errc code, const std::string& what) : Error(code, what) {}
 TaskAbandoned::TaskAbandoned(const std::string& what) : LoopStopped(errc::task_abandoned, what) {}

@@ -49,6 +49,8 @@ private:
 namespace {
 
 thread_local LoopCore* t_core = nullptr;
+// Cancels of unstarted tasks this thread is inside (destroying their callables).
+constinit thread_local int t_cancels_under_way = 0;
 thread_local const LoopCore* t_work_owner = nullptr;
 // Time spent in RunScopes nested inside the current one, to charge each stretch once.
 thread_local std::chrono::nanoseconds t_nested{0};
@@ -79,17 +81,28 @@ std::string describe_error(std::exception_ptr error) {
   }
 }
 
+// What Asio throws into a coroutine whose operation a cancel ended.
+bool is_abort(const boost::system::system_error& e) noexcept {
+  return e.code() == boost::system::errc::operation_canceled;  // operation_aborted is ECANCELED
+}
+
 // Whether a cancelled task ended with the cancellation itself (not reported) or with an
-// error of its own (reported). Classified by type where the library allows it, without a
-// rethrow: a stop cancelling thousands of tasks pays for every throw. An Asio error seen
-// while cancelling is taken as the cancellation.
+// error of its own (reported): TaskCancelled, or Asio's operation_aborted (as
+// boost::system::system_error, perhaps wrapped by boost::throw_exception). Any other error,
+// a connection reset among them, is the task's own. Classified by type where the library
+// allows it, without a rethrow: a stop cancelling thousands of tasks pays for every throw.
 bool is_cancellation(const std::exception_ptr& error) {
 #if defined(__GLIBCXX__)
   if (const std::type_info* type = error.__cxa_exception_type()) {
-    // Asio throws a cancellation as system_error, or wrapped by boost::throw_exception.
-    if (*type == typeid(boost::system::system_error) ||
-        *type == typeid(boost::wrapexcept<boost::system::system_error>) || *type == typeid(TaskCancelled)) {
-      return true;
+    // libstdc++'s exception_ptr holds the thrown object's address and nothing else.
+    static_assert(sizeof(std::exception_ptr) == sizeof(void*));
+    const void* object = *reinterpret_cast<const void* const*>(&error);
+    if (*type == typeid(TaskCancelled)) return true;
+    if (*type == typeid(boost::system::system_error)) {
+      return is_abort(*static_cast<const boost::system::system_error*>(object));
+    }
+    if (*type == typeid(boost::wrapexcept<boost::system::system_error>)) {
+      return is_abort(*static_cast<const boost::wrapexcept<boost::system::system_error>*>(object));
     }
   }
 #endif
@@ -100,8 +113,8 @@ bool is_cancellation(const std::exception_ptr& error) {
   } catch (const boost::asio::multiple_exceptions& e) {
     // Asio's awaitable operators (a && b) wrap the branches' cancellations, nested.
     return is_cancellation(e.first_exception());
-  } catch (const boost::system::system_error&) {
-    return true;
+  } catch (const boost::system::system_error& e) {
+    return is_abort(e);
   } catch (...) {
     return false;
   }
@@ -250,7 +263,7 @@ void TaskBase::wait_for_canceller() const noexcept {
   while (cancel_in_progress()) std::this_thread::yield();
 }
 
-bool TaskBase::request_cancel_any_thread() noexcept {
+bool TaskBase::request_cancel_any_thread(CancelCause cause) noexcept {
   if (state().ready()) return false;
   // Once the gate is ours the loop may drop its reference at any moment: hold one.
   const Ref<StateBase> keep = Ref<StateBase>::share(&state());
@@ -258,19 +271,30 @@ bool TaskBase::request_cancel_any_thread() noexcept {
   if (cancel_gate_.compare_exchange_strong(gate, CancelGate::cancelling, std::memory_order_acq_rel)) {
     // It never runs: settled now, as concurrent.futures cancels a pending future; the loop
     // only counts it when it takes the command.
+    ++t_cancels_under_way;
     drop_function();
-    settle_exception(std::make_exception_ptr(TaskCancelled("task cancelled before it started")));
+    --t_cancels_under_way;
+    settle_exception(std::make_exception_ptr(TaskCancelled(
+        cause, std::string("task cancelled by ") + to_string(cause) + " before it started")));
     cancel_gate_.store(CancelGate::cancelled_unstarted, std::memory_order_release);
     return true;
   }
-  if (gate != CancelGate::coroutine_started ||
-      !cancel_gate_.compare_exchange_strong(gate, CancelGate::coroutine_cancel_requested,
-                                            std::memory_order_acq_rel)) {
+  if (gate == CancelGate::cancelling) {
+    // Another cancel is destroying the callable and settles the task once done: wait for it,
+    // unless that cancel may be waiting for this very thread (a loop thread, or a thread that
+    // is inside a cancel itself: a capture's destructor that cancels its own task).
+    if (this_thread_core() == nullptr && t_cancels_under_way == 0) wait_for_canceller();
+    return true;
+  }
+  if (gate != CancelGate::coroutine_started) {
     // A cancel is on its way already, or a plain callable has started (its outcome stands),
     // or the stop refused the task.
-    return gate == CancelGate::cancelling || gate == CancelGate::cancelled_unstarted ||
-           gate == CancelGate::coroutine_cancel_requested;
+    return gate == CancelGate::cancelled_unstarted || gate == CancelGate::coroutine_cancel_requested;
   }
+  if (!cancel_gate_.compare_exchange_strong(gate, CancelGate::coroutine_cancel_requested, std::memory_order_acq_rel)) {
+    return gate == CancelGate::coroutine_cancel_requested;
+  }
+  requested_cause = cause;  // only the winner writes it; the push publishes it to the loop
   state().add_ref();
   if (!core().push(cancel_command_)) {
     // The loop closed its queue, so it has settled this task already.
@@ -285,7 +309,7 @@ void TaskBase::link_stop_token(std::stop_token token) {
 }
 
 void CancelCommand::execute(LoopCore& core) noexcept {
-  core.deliver_cancel(task_);
+  core.deliver_cancel(task_, task_.requested_cause);
   task_.state().release();
 }
 
@@ -430,7 +454,8 @@ LoopStats LoopCore::stats() const noexcept {
   s.rejected = load(rejected_);
   s.rejected_full = load(rejected_full_);
   s.queued = queued();
-  s.in_flight = s.queued + load(running_);
+  s.running = load(running_);
+  s.in_flight = s.queued + s.running;
   s.submitted = load(submitted_);
   s.queue_depth = queue_.depth();
   s.errors_reported = load(unhandled_errors_);
@@ -658,12 +683,27 @@ void LoopCore::report_error(std::exception_ptr error, std::string_view context) 
 
 // ---------------------------------------------------------------- loop thread
 
+Command* LoopCore::take_batch() noexcept {
+  if (unfinished_batch_ != nullptr) return std::exchange(unfinished_batch_, nullptr);
+  Command* command = queue_.take_all();
+  if (command != nullptr) ++batches_taken_;
+  return command;
+}
+
 void LoopCore::drain() noexcept {
+  // Bounds one drain: past it, the rest of the batch waits behind what the io_context holds.
+  std::size_t budget = kCommandsPerDrain;
   for (;;) {
-    Command* command = queue_.take_all();
-    if (command != nullptr) ++batches_taken_;
+    Command* command = take_batch();
     batch_clock_valid_ = false;  // the clock has moved on since the previous batch
     while (command != nullptr) {
+      if (budget-- == 0) {
+        unfinished_batch_ = command;
+        batch_clock_armed_ = false;
+        wake_full_waiters();
+        wake();
+        return;
+      }
       Command* next = command->next_in_queue;
       queue_.ran_one();
       batch_clock_armed_ = std::exchange(batch_clock_valid_, false);
@@ -723,8 +763,8 @@ void LoopCore::unlink(TaskBase& task) noexcept {
 
 void LoopCore::start_task(TaskBase& task) noexcept {
   const bool hook = task.kind() == TaskKind::hook;
-  if (stop_executed_ && !hook) {
-    reject(task);
+  if (!hook && stop_refuses_queued_work()) {
+    cancel_queued_at_stop(task);
     return;
   }
   if (!hook) dequeued();
@@ -749,8 +789,8 @@ void LoopCore::start_task(TaskBase& task) noexcept {
 
 bool LoopCore::begin_posted_call(const TaskLabel& label, Clock::time_point now) noexcept {
   dequeued();
-  if (stop_executed_) {
-    refuse_posted_call();
+  if (stop_refuses_queued_work()) {
+    bump(cancelled_);  // as a task the stop cancels before it started; it never runs
     return false;
   }
   lag_.record(now - label.submitted_at);
@@ -778,9 +818,10 @@ void LoopCore::refuse_posted_call() noexcept {
   report_error(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")), "post refused at stop");
 }
 
-void LoopCore::deliver_cancel(TaskBase& task) noexcept {
+void LoopCore::deliver_cancel(TaskBase& task, CancelCause cause) noexcept {
   if (!task.running || task.cancel_delivered || task.settled) return;
   task.cancel_delivered = true;
+  task.cancel_cause = cause;
   task.cancel_signal.emit(boost::asio::cancellation_type::terminal);
 }
 
@@ -789,7 +830,7 @@ void LoopCore::start_cancel_all(CancelAllState& group) noexcept {
   for (TaskBase* t = in_flight_head_; t != nullptr;) {
     TaskBase* next = t->next_in_flight;  // emitting may end a task synchronously
     ++count;
-    deliver_cancel(*t);
+    deliver_cancel(*t, CancelCause::cancel_all);
     t = next;
   }
   // Tasks that ended while the signals were emitted are no longer in flight.
@@ -833,7 +874,8 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   if (task.cancel_delivered) {
     if (error && !is_cancellation(error)) report_error(error, "task failed while being cancelled");
     if (!hook) bump(cancelled_);
-    verdict = std::make_exception_ptr(TaskCancelled("task cancelled while it ran"));
+    verdict = std::make_exception_ptr(
+        TaskCancelled(task.cancel_cause, std::string("task cancelled by ") + to_string(task.cancel_cause) + " while it ran"));
   } else if (error) {
     if (task.kind() == TaskKind::detached) report_error(error, "posted task");
     if (!hook) bump(failed_);
@@ -871,6 +913,37 @@ void LoopCore::reject(TaskBase& task) noexcept {
   task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")));
 }
 
+bool LoopCore::stop_refuses_queued_work() noexcept {
+  if (!stop_requested_.load(std::memory_order_acquire)) return false;
+  if (!stop_seen_) {
+    stop_seen_ = true;
+    std::lock_guard lock(latch_mutex_);
+    stop_drains_queued_work_ = requested_stop_.drain_timeout > std::chrono::nanoseconds::zero();
+  }
+  return !stop_drains_queued_work_ || stop_cancelling_;
+}
+
+void LoopCore::cancel_queued_at_stop(TaskBase& task) noexcept {
+  dequeued();
+  if (!task.claim_start(TaskBase::CancelGate::refused)) {
+    cancelled_before_start(task);  // a cancel() got there first
+    return;
+  }
+  task.settled = true;
+  task.drop_function();
+  bump(cancelled_);
+  if (task.kind() == TaskKind::detached) return;  // a posted coroutine: nobody waits on it
+  if (!cancelled_at_stop_) {
+    try {
+      cancelled_at_stop_ = std::make_exception_ptr(
+          TaskCancelled(CancelCause::stop, "task cancelled by the loop's stop before it started"));
+    } catch (...) {
+      cancelled_at_stop_ = std::current_exception();  // out of memory: bad_alloc tells as much
+    }
+  }
+  task.settle_exception(cancelled_at_stop_);
+}
+
 void LoopCore::cancelled_before_start(TaskBase& task) noexcept {
   task.settled = true;
   if (task.kind() != TaskKind::hook) bump(cancelled_);
@@ -902,25 +975,31 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
   const auto now = Clock::now();
   // One exception for every dropped task: a stop may drop tens of thousands.
   const std::exception_ptr dropped_error =
-      dropped ? std::make_exception_ptr(TaskCancelled("task dropped at stop: its frame was destroyed without resuming"))
+      dropped ? std::make_exception_ptr(TaskCancelled(
+                    CancelCause::stop, "task dropped by the loop's stop: its frame was destroyed without resuming"))
               : nullptr;
+  std::vector<TaskInfo> listed;
   while (TaskBase* task = in_flight_head_) {
     running_delta(-1);
     if (dropped) {
       bump(cancelled_);
     } else {
       bump(abandoned_count_);
-      try {
-        TaskInfo info = describe(*task, now);
-        std::lock_guard lock(latch_mutex_);
-        abandoned_tasks_.push_back(std::move(info));
-      } catch (...) {
-        // Out of memory: the count above still tells.
+      if (listed.size() < kListedAbandonedTasks) {
+        try {
+          listed.push_back(describe(*task, now));
+        } catch (...) {
+          // Out of memory: the count above still tells.
+        }
       }
     }
     // Keep it until the io_context has destroyed its frame: only then may its callable go.
     task->state().add_ref();
-    abandoned_.push_back(task);
+    try {
+      abandoned_.push_back(task);
+    } catch (...) {
+      // Out of memory: its frame (and so its callable) stays for good.
+    }
     task->settled = true;
     // A borrowed io_context's owner resumes what the loop left there, to its end.
     task->given_up = owned_io_.has_value();
@@ -929,6 +1008,13 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
                 : std::make_exception_ptr(
                       TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline")));
     task_left(*task);
+  }
+  if (!listed.empty()) {
+    std::lock_guard lock(latch_mutex_);
+    for (auto& info : listed) {
+      if (abandoned_tasks_.size() >= kListedAbandonedTasks) break;
+      abandoned_tasks_.push_back(std::move(info));
+    }
   }
 }
 
@@ -950,6 +1036,7 @@ void LoopCore::wait_started() {
 }
 
 void LoopCore::mark_start_failed_before_thread() noexcept {
+  start_pending_.store(false, std::memory_order_release);
   lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
   // Submissions accepted since start() began settle here: no loop thread will run them.
   close_queue();
@@ -959,11 +1046,13 @@ void LoopCore::mark_start_failed_before_thread() noexcept {
 }
 
 void LoopCore::request_stop(const StopOptions& options) noexcept {
-  if (stop_requested_.exchange(true, std::memory_order_acq_rel)) return;
   {
+    // The options are in place before anyone sees the request (stop_budget(), the loop).
     std::lock_guard lock(latch_mutex_);
+    if (stop_requested_.load(std::memory_order_relaxed)) return;
     requested_stop_ = options;
     stop_requested_at_ = std::chrono::steady_clock::now();
+    stop_requested_.store(true, std::memory_order_release);
   }
   Lifecycle expected = Lifecycle::running;
   if (!lifecycle_.compare_exchange_strong(expected, Lifecycle::stopping, std::memory_order_acq_rel)) {
@@ -978,20 +1067,24 @@ bool LoopCore::wait_finished(std::chrono::steady_clock::time_point deadline) {
   return wait_latch(finished_, deadline);
 }
 
-std::chrono::nanoseconds LoopCore::stop_budget() const {
-  StopOptions options;
+std::chrono::nanoseconds LoopCore::stop_budget(const StopOptions& options) const {
+  StopOptions stop = options;
   {
     std::lock_guard lock(latch_mutex_);
-    options = requested_stop_;
+    if (stop_requested_.load(std::memory_order_relaxed)) stop = requested_stop_;
   }
   std::size_t stop_hooks = 0;
   for (const auto& entry : hooks_) stop_hooks += entry.on_stop ? 1 : 0;
-  std::chrono::nanoseconds budget = saturating_add(options.drain_timeout, options.cancel_timeout);
-  for (std::size_t i = 0; i < stop_hooks; ++i) {
-    budget = saturating_add(budget, saturating_add(options.hook_timeout, options.cancel_timeout));
-  }
-  // A stop that arrives during the on_start hooks runs after them (run_here()).
-  if (lifecycle() == Lifecycle::starting) {
+  auto phases = [stop_hooks](const StopOptions& o) {
+    std::chrono::nanoseconds budget = saturating_add(o.drain_timeout, o.cancel_timeout);
+    for (std::size_t i = 0; i < stop_hooks; ++i) budget = saturating_add(budget, saturating_add(o.hook_timeout, o.cancel_timeout));
+    return budget;
+  };
+  std::chrono::nanoseconds budget = phases(stop);
+  if (start_pending_.load(std::memory_order_acquire)) {
+    // The stop waits for the start to end; a start that fails instead undoes itself with the
+    // destructor's deadlines.
+    budget = std::max(budget, phases(options_.destructor_stop));
     budget = saturating_add(budget, saturating_add(options_.start_timeout, options_.destructor_stop.cancel_timeout));
   }
   return budget;

@@ -139,6 +139,7 @@ LoopStats LoopPool::stats() const {
     total.abandoned += s.abandoned;
     total.in_flight += s.in_flight;
     total.queued += s.queued;
+    total.running += s.running;
     total.queue_depth += s.queue_depth;
     total.errors_reported += s.errors_reported;
     total.stalls += s.stalls;

@@ -44,6 +44,7 @@ struct SequenceCompletion {
 bool LoopCore::begin_start() noexcept {
   Lifecycle expected = Lifecycle::created;
   if (!lifecycle_.compare_exchange_strong(expected, Lifecycle::starting, std::memory_order_acq_rel)) return false;
+  start_pending_.store(true, std::memory_order_release);
   // Only now: a borrowed io_context stays free to run on its own until the loop starts.
   work_.emplace(io_.get_executor());
   return true;
@@ -98,6 +99,11 @@ void LoopCore::thread_main(LoopThread where) noexcept {
     leave_borrowed_io_context();
   }
   set_this_thread_core(nullptr);
+  {
+    // Its workers and its frames are part of the stop's time.
+    std::lock_guard lock(latch_mutex_);
+    if (stop_requested_.load(std::memory_order_relaxed)) stop_duration_ = Clock::now() - stop_requested_at_;
+  }
   open_latch(finished_);
 }
 
@@ -155,6 +161,7 @@ void LoopCore::mark_started() noexcept {
                        std::memory_order_relaxed);
   Lifecycle expected = Lifecycle::starting;
   lifecycle_.compare_exchange_strong(expected, Lifecycle::running, std::memory_order_acq_rel);
+  start_pending_.store(false, std::memory_order_release);
   open_latch(started_);
 }
 
@@ -179,7 +186,7 @@ boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, 
   start_task(*task);
   auto finished = [&] { return task->ready(); };
   if (!co_await wait_until(finished, deadline)) {
-    deliver_cancel(*task);
+    deliver_cancel(*task, CancelCause::deadline);
     if (!co_await wait_until(finished, deadline_after(active_stop_.cancel_timeout))) {
       task->settled = true;
       task->given_up = owned_io_.has_value();
@@ -223,12 +230,14 @@ boost::asio::awaitable<void> LoopCore::start_sequence(std::exception_ptr setup_e
     start_error_ = error;
   }
   lifecycle_.store(Lifecycle::stopping, std::memory_order_release);
-  stop_requested_.store(true, std::memory_order_release);
   {
     std::lock_guard lock(latch_mutex_);
-    stop_requested_at_ = Clock::now();
+    if (!stop_requested_.load(std::memory_order_relaxed)) stop_requested_at_ = Clock::now();
+    stop_requested_.store(true, std::memory_order_release);
   }
+  start_pending_.store(false, std::memory_order_release);
   stop_executed_ = true;
+  stop_cancelling_ = true;  // nothing queued starts now
   for (std::size_t i = entry; i-- > 0;) {
     if (!hooks_[i].on_stop) continue;
     auto hook_error = co_await run_hook(hooks_[i].on_stop, deadline_after(active_stop_.hook_timeout), "on_stop");
@@ -289,22 +298,52 @@ boost::asio::awaitable<void> LoopCore::wind_down() {
   if (active_stop_.drain_timeout > std::chrono::nanoseconds::zero()) {
     co_await wait_until(idle, deadline_after(active_stop_.drain_timeout));
   }
+  stop_cancelling_ = true;  // what is still queued is settled without starting
   cancel_deadline_ = deadline_after(active_stop_.cancel_timeout);
   // Dropping needs an io_context the loop may shut down: a borrowed one keeps its pending
   // handlers (so the frames) for its owner, who would resume them. Cancel those instead.
   if (active_stop_.drop_in_flight && owned_io_) {
     abandon_remaining(/*dropped=*/true);
   } else {
-    for (TaskBase* task = in_flight_head_; task != nullptr;) {
-      TaskBase* next = task->next_in_flight;
-      deliver_cancel(*task);
-      task = next;
-    }
+    co_await cancel_in_flight(*cancel_deadline_);
     co_await wait_until(idle, *cancel_deadline_);
     abandon_remaining(/*dropped=*/false);
   }
   co_await settle_pending_waits();
   finalize();
+}
+
+boost::asio::awaitable<void> LoopCore::cancel_in_flight(Clock::time_point deadline) {
+  // Each cancel queues its task's resumption in the io_context, ahead of the deadline's
+  // timer: in parts, with a look at the clock between them, the deadline holds however many
+  // tasks there are. Each target is held: it may end, and be freed, between two parts.
+  struct Target {
+    TaskBase* task;
+    Ref<StateBase> keep;
+  };
+  std::vector<Target> targets;
+  try {
+    for (TaskBase* task = in_flight_head_; task != nullptr; task = task->next_in_flight) {
+      targets.push_back({task, Ref<StateBase>::share(&task->state())});
+    }
+  } catch (...) {
+    // Out of memory: all at once, as one part.
+    targets.clear();
+    for (TaskBase* task = in_flight_head_; task != nullptr;) {
+      TaskBase* next = task->next_in_flight;  // a cancel may end the task at once
+      deliver_cancel(*task, CancelCause::stop);
+      task = next;
+    }
+    co_return;
+  }
+  std::size_t delivered = 0;
+  for (const Target& target : targets) {
+    deliver_cancel(*target.task, CancelCause::stop);  // one that ended meanwhile is left alone
+    if (++delivered % kCommandsPerDrain != 0) continue;
+    auto turn = boost::asio::post(io_, boost::asio::use_awaitable);
+    co_await std::move(turn);
+    if (Clock::now() >= deadline) break;
+  }
 }
 
 void LoopCore::register_wait(PendingWait& wait) noexcept {
@@ -333,7 +372,7 @@ boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
         if (wait->frame_used_by_work()) {
           // Its function still runs (the task was abandoned or dropped): ask it to stop, and
           // keep the frame it may use until it has returned (out of memory: for good).
-          wait->awaited().request_cancel();
+          wait->awaited().request_cancel(CancelCause::stop);
           try {
             waits_on_running_work_.push_back(wait);
           } catch (...) {
@@ -353,13 +392,16 @@ boost::asio::awaitable<void> LoopCore::settle_pending_waits() {
 }
 
 void LoopCore::close_queue() noexcept {
-  Command* command = queue_.close();
-  if (command != nullptr) ++batches_taken_;
-  while (command != nullptr) {
-    Command* next = command->next_in_queue;
-    command->discard(*this);
-    queue_.ran_one();
-    command = next;
+  Command* rest = queue_.close();
+  if (rest != nullptr) ++batches_taken_;
+  // The part of a batch still waiting is older than what the queue held.
+  for (Command* command : {std::exchange(unfinished_batch_, nullptr), rest}) {
+    while (command != nullptr) {
+      Command* next = command->next_in_queue;
+      command->discard(*this);
+      queue_.ran_one();
+      command = next;
+    }
   }
 }
 
@@ -374,10 +416,6 @@ void LoopCore::finalize() noexcept {
   cancels_in_progress_.clear();
   for (auto& group : pending_cancel_alls_) group->set_value(group->cancelled);
   pending_cancel_alls_.clear();
-  {
-    std::lock_guard lock(latch_mutex_);
-    stop_duration_ = Clock::now() - stop_requested_at_;
-  }
   lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
   wake_full_waiters();
   work_.reset();

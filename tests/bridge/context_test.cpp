@@ -147,7 +147,7 @@ TEST_CASE("a ContextScope in a frame a stop destroys leaves the thread's context
           timer.expires_after(std::chrono::hours(1));
         }
       });
-      REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+      REQUIRE(eventually([&] { return loop.stats().running == 1; }));
       loop.request_stop({.cancel_timeout = std::chrono::milliseconds(20), .drop_in_flight = drop});
     });
     CHECK(request_id_here() == -1);

@@ -142,8 +142,9 @@ TEST_CASE("coming from python: the main thread owns the loop, classes share it, 
   auto consumer = loop.submit([&] { return pipeline.consume(); });
   for (int n = 0; n < 3; ++n) pipeline.publish("event " + std::to_string(n));
 
-  // ... the program runs; at shutdown:
-  loopbridge::ShutdownReport report = loop.stop();   // cancels the consumer, joins the thread
+  // ... the program runs. At shutdown, what was published is still handled, then the consumer is
+  // cancelled and the thread joined:
+  loopbridge::ShutdownReport report = loop.stop({.drain_timeout = 100ms});
   //! [pipeline-main]
   CHECK(report.cancelled == 1);
   CHECK(report.joined);

@@ -149,7 +149,7 @@ TEST_CASE("embedding: requests during and after the stop get their own answer", 
 
   Response during{};
   std::thread waiting([&] { during = handle_dashboard(loop, cache, Request{0}); });  // never answered
-  REQUIRE(loopbridge::test::eventually([&] { return loop.stats().in_flight == 1; }));
+  REQUIRE(loopbridge::test::eventually([&] { return loop.stats().running == 1; }));
   loop.stop();
   waiting.join();
   CHECK(during.status == 503);

@@ -61,7 +61,7 @@ TEST_CASE("stats count every outcome and reconcile while idle and after stop") {
   require_settles(fails);
   cancelled.cancel();
   require_settles(cancelled);
-  REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+  REQUIRE(eventually([&] { return loop.stats().running == 1; }));
 
   LoopStats s = loop.stats();
   CHECK(s.submitted == 4);
@@ -448,7 +448,7 @@ TEST_CASE("the shutdown report lists the abandoned tasks") {
         co_await sleep_for(std::chrono::hours(1));
       },
       SubmitOptions{.name = "ignores-cancel"});
-  REQUIRE(eventually([&] { return loop.stats().in_flight == 1; }));
+  REQUIRE(eventually([&] { return loop.stats().running == 1; }));
   auto report = loop.stop(StopOptions{.cancel_timeout = 20ms});
   CHECK(report.abandoned == 1);
   REQUIRE(report.abandoned_tasks.size() == 1);

@@ -9,6 +9,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/thread/thread.hpp>
 
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -162,12 +164,20 @@ public:
 
 private:
   void add_hooks(Hook start, Hook stop);
+  /// Waits for the loop thread's end until `deadline`, then joins it (or detaches it, past
+  /// the deadline). Once: a second caller waits for the first. Returns whether it joined.
+  bool end_thread(std::chrono::steady_clock::time_point deadline);
+  ShutdownReport final_report(bool joined) const;
 
+  // Guards the fields below. Held only to read or change them, never across a wait (for
+  // the loop thread, a join, a hook): hooks and callbacks on the loop thread may call back
+  // into this object and get their answer at once.
   std::mutex lifecycle_mutex_;
+  std::condition_variable ended_;
   boost::thread thread_;
-  ShutdownReport final_report() const;
-
-  // Set once the stop has ended: whether the thread was joined.
+  // A host thread has taken on joining (or detaching) the loop thread.
+  bool ending_claimed_ = false;
+  // Set once the loop thread was joined (true) or detached (false).
   std::optional<bool> joined_;
 };
 

@@ -56,11 +56,32 @@ public:
   Error(errc code, const std::string& what);
 };
 
+/// What cancelled a task (TaskCancelled::cause()).
+enum class CancelCause {
+  cancel,      ///< TaskHandle::cancel() or cancel_and_wait()
+  cancel_all,  ///< LoopHandle::cancel_all() or LoopPool::cancel_all()
+  stop,        ///< the loop's stop (or the end of a failed start), in flight or still queued
+  deadline,    ///< a deadline: run()'s, or a hook's (on_start, on_stop)
+  stop_token,  ///< a stop request on the task's std::stop_token (SubmitOptions::stop, RunOptions::stop)
+};
+
+/// The cause's name as the messages use it: "cancel()", "cancel_all()", "the loop's stop",
+/// "a deadline", "a stop token".
+const char* to_string(CancelCause cause) noexcept;
+
 /// A task was cancelled before it finished. Its value, if any, was discarded.
 class TaskCancelled : public Error {
 public:
-  /// The error with the message `what`.
+  /// A cancellation by cancel(), with the message `what`.
   explicit TaskCancelled(const std::string& what = "task cancelled");
+  /// A cancellation for `cause`, with the message `what`.
+  TaskCancelled(CancelCause cause, const std::string& what);
+
+  /// What cancelled the task.
+  CancelCause cause() const noexcept { return cause_; }
+
+private:
+  CancelCause cause_;
 };
 
 /// The loop is stopped or stopping: the submission was refused and never ran.

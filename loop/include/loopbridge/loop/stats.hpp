@@ -31,6 +31,7 @@ struct LoopStats {
   std::uint64_t abandoned = 0;  ///< still running at the stop's cancel deadline
   std::uint64_t in_flight = 0;  ///< accepted and not ended: `queued` plus those running
   std::uint64_t queued = 0;     ///< accepted, waiting in the queue to start
+  std::uint64_t running = 0;    ///< started and not ended (`in_flight - queued`)
   std::size_t queue_depth = 0;  ///< every command in the queue (submissions, cancels, stop)
   std::uint64_t errors_reported = 0;  ///< errors sent to the error handler
   std::uint64_t stalls = 0;     ///< handlers that ran past LoopOptions::stall_threshold

@@ -130,7 +130,7 @@ public:
   /// Returns false when the task had already settled, and for a plain callable that has
   /// started: it cannot be interrupted, and its outcome stands (concurrent.futures' cancel()
   /// of a running call). Never blocks; any thread.
-  bool cancel() { return checked().request_cancel(); }
+  bool cancel() { return checked().request_cancel(CancelCause::cancel); }
 
   /// Cancels the task and blocks until it has finished unwinding or `deadline` passed
   /// (then `timeout`: the task is still unwinding). Throws DeadlockError on a loop thread,

@@ -72,7 +72,7 @@ private:
     explicit CancelHandler(HomeWait* waiting) noexcept : self(waiting) {}
     HomeWait* self;
     void operator()(boost::asio::cancellation_type_t) const noexcept {
-      if (self->on_cancel_ != OnCancel::detach) self->awaited_->request_cancel();
+      if (self->on_cancel_ != OnCancel::detach) self->awaited_->request_cancel(CancelCause::cancel);
       if (self->on_cancel_ == OnCancel::stop_and_wait) return;
       if (self->awaited_->reclaim_continuation(*self)) {
         self->aborted_ = true;

@@ -63,7 +63,7 @@ public:
     this->set_exception(refusal_());
   }
 
-  bool request_cancel() noexcept override { return stop_.request_stop(); }
+  bool request_cancel(CancelCause) noexcept override { return stop_.request_stop(); }
   RefCounted& refs() noexcept override { return *this; }
 
 private:

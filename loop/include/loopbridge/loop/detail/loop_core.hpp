@@ -165,8 +165,11 @@ public:
   /// callable destroyed first; the loop goes on meanwhile, and its stop waits for this), and
   /// never runs; a running coroutine gets a cancel through the queue. True if either
   /// happened or a cancel is already on its way; false for a settled task and a plain
-  /// callable that has started.
-  bool request_cancel_any_thread() noexcept;
+  /// callable that has started. When another cancel is still destroying the callable, waits
+  /// for it (the task has settled on return), except on a loop thread and on a thread that
+  /// is itself inside such a cancel (a capture's destructor): the canceller may be waiting
+  /// for them.
+  bool request_cancel_any_thread(CancelCause cause) noexcept;
   /// The submitting thread claims a task the loop refused: false if a cancel got there
   /// first, and then only once the canceller has settled it, so that the handle the caller
   /// gets back has settled.
@@ -197,6 +200,11 @@ public:
 
   /// Coroutines are tracked in flight; callables run to their end inside one command.
   const bool coroutine;
+  /// What the cancel on its way is for: written by the requesting thread before it queues
+  /// the cancel, read by the loop when it delivers it.
+  CancelCause requested_cause = CancelCause::cancel;
+  /// What cancelled the task (loop thread, once a cancel was delivered).
+  CancelCause cancel_cause = CancelCause::cancel;
   /// Captured from the submitting thread (set before the task is queued).
   std::shared_ptr<const ContextData> context;
   TaskLabel label;
@@ -232,7 +240,7 @@ private:
 
   struct CancelOnStop {
     TaskBase* task;
-    void operator()() const noexcept { task->request_cancel_any_thread(); }
+    void operator()() const noexcept { task->request_cancel_any_thread(CancelCause::stop_token); }
   };
 
   LoopCore& core_;
@@ -383,11 +391,15 @@ public:
   void wait_started();
   /// Queues the stop once; later calls keep the first options.
   void request_stop(const StopOptions& options) noexcept;
+  /// Whether a stop was requested (by anyone, or by a failed start).
+  bool stop_requested() const noexcept { return stop_requested_.load(std::memory_order_acquire); }
   /// Waits for the loop thread's end (false at the deadline).
   bool wait_finished(std::chrono::steady_clock::time_point deadline);
   ShutdownReport report() const;
-  /// The longest the requested stop may take, hooks included.
-  std::chrono::nanoseconds stop_budget() const;
+  /// The longest a stop may take, hooks included: the first stop requested, or a stop with
+  /// `options` if none was. A stop during the start also waits for the start (and for its
+  /// undoing, should it fail).
+  std::chrono::nanoseconds stop_budget(const StopOptions& options) const;
   const StopOptions& destructor_stop() const noexcept { return options_.destructor_stop; }
   std::chrono::nanoseconds spin_before_sleep() const noexcept { return options_.spin_before_sleep; }
   /// Loop thread: the pool for blocking work, started on first use.
@@ -408,7 +420,11 @@ public:
   /// stop has finished and none is left.
   void sequence_ended() noexcept;
   void start_task(TaskBase& task) noexcept;
-  void deliver_cancel(TaskBase& task) noexcept;
+  /// Whether the stop under way settles queued work without starting it: always, unless it
+  /// drains (StopOptions::drain_timeout), and then once its drain has ended.
+  bool stop_refuses_queued_work() noexcept;
+  /// Emits the cancellation signal of a running task, once; `cause` is what TaskCancelled says.
+  void deliver_cancel(TaskBase& task, CancelCause cause) noexcept;
   void start_cancel_all(CancelAllState& group) noexcept;
   /// Records how a task ended; returns the exception to settle it with (null: its value), or
   /// nothing when it was already settled (abandoned) and must not be settled again.
@@ -418,6 +434,8 @@ public:
   /// A concluded task's value could not be stored after all: it failed.
   void recount_completed_as_failed() noexcept;
   void reject(TaskBase& task) noexcept;
+  /// A queued task the stop settles TaskCancelled without starting it.
+  void cancel_queued_at_stop(TaskBase& task) noexcept;
   /// The loop found `task` cancelled before it started: counts it and goes on. A canceller
   /// still destroying the callable may be waiting for the loop itself (a capture whose
   /// destructor submits and waits): the task is kept until the stop's end, which waits for
@@ -488,6 +506,8 @@ private:
   boost::asio::awaitable<void> stop_sequence();
   /// Drains, cancels and abandons in-flight tasks, then closes the queue and stops io_.
   boost::asio::awaitable<void> wind_down();
+  /// Delivers the stop's cancel to every task in flight, a part at a time, until `deadline`.
+  boost::asio::awaitable<void> cancel_in_flight(std::chrono::steady_clock::time_point deadline);
   /// Runs one hook to its end, or its deadline; returns its error.
   boost::asio::awaitable<std::exception_ptr> run_hook(const Hook& hook, std::chrono::steady_clock::time_point deadline,
                                                       const char* which);
@@ -513,6 +533,8 @@ private:
   bool wait_latch(const std::atomic<bool>& flag, std::chrono::steady_clock::time_point deadline);
   /// Closes the queue and settles (discards) what was left in it.
   void close_queue() noexcept;
+  /// The next batch of commands: what is left of the last one, or all that was queued since.
+  Command* take_batch() noexcept;
   /// After the last run: waits until every push that woke the loop has finished posting.
   void wait_for_late_wakes() noexcept;
   void finalize() noexcept;
@@ -561,6 +583,18 @@ private:
   std::optional<boost::asio::steady_timer> progress_timer_;
   bool waiting_for_progress_ = false;
   bool stop_executed_ = false;
+  // The stop under way was first seen here, and whether it lets queued work start while it
+  // drains (stop_refuses_queued_work()).
+  bool stop_seen_ = false;
+  bool stop_drains_queued_work_ = false;
+  // The stop has begun to cancel: queued work is refused from now on.
+  bool stop_cancelling_ = false;
+  // Shared by every task the stop cancels before it started: one exception for them all.
+  std::exception_ptr cancelled_at_stop_;
+  // What is left of a batch of commands, oldest first: one drain runs a bounded number of
+  // commands, so that timers (the stop's deadlines among them) and completions get their
+  // turn between the parts of a huge batch.
+  Command* unfinished_batch_ = nullptr;
   bool start_in_progress_ = false;
   bool stop_after_start_ = false;
   std::size_t hooks_started_ = 0;
@@ -593,6 +627,8 @@ private:
 
   StopCommand stop_command_;
   std::atomic<bool> stop_requested_{false};
+  // From begin_start() until the start sequence has ended (succeeded or failed).
+  std::atomic<bool> start_pending_{false};
 
   StopOptions active_stop_;  // loop thread: the options of the stop under way
   // Loop thread: when cancelled tasks, and the to_thread functions they waited on, must have
@@ -613,6 +649,10 @@ private:
   // The memory of the one wake-up (drain handler) that may be pending in io_ at a time, so
   // that waking the loop never allocates. See wake().
   static constexpr std::size_t kWakeSlotSize = 128;
+  // ShutdownReport::abandoned_tasks lists at most this many (abandoned counts them all).
+  static constexpr std::size_t kListedAbandonedTasks = 1000;
+  // Commands one drain runs before it lets the io_context's other work in.
+  static constexpr std::size_t kCommandsPerDrain = 1024;
   alignas(std::max_align_t) std::byte wake_slot_[kWakeSlotSize];
   std::atomic<bool> wake_pending_{false};
   // Pushes that found the queue empty and have finished waking the loop; every batch the

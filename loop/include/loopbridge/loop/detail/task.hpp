@@ -209,7 +209,7 @@ public:
   void settle_exception(std::exception_ptr error) noexcept override { this->set_exception(std::move(error)); }
   void drop_callable() noexcept override { fn_.reset(); }
   StateBase& state() noexcept override { return *this; }
-  bool request_cancel() noexcept override { return request_cancel_any_thread(); }
+  bool request_cancel(CancelCause cause) noexcept override { return request_cancel_any_thread(cause); }
 
 private:
   // The callable's captures are destroyed on the loop thread before the result is published,

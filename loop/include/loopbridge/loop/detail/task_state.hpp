@@ -66,9 +66,12 @@ public:
   /// Wakes a host thread blocked on this state so that it serves its host calls.
   void interrupt_wait() const noexcept;
 
-  /// Asks the owner of this state to cancel the work behind it. False when there is nothing
-  /// left to cancel (already settled, or nothing cancellable).
-  virtual bool request_cancel() noexcept { return false; }
+  /// Asks the owner of this state to cancel the work behind it, for `cause`. False when
+  /// there is nothing left to cancel (already settled, or nothing cancellable).
+  virtual bool request_cancel(CancelCause cause) noexcept {
+    (void)cause;
+    return false;
+  }
 
 protected:
   /// Publishes the stored result: wakes blocked waiters, then tells the continuation.
