@@ -20,8 +20,10 @@ void check_stop_options(const StopOptions& o) {
 constexpr std::chrono::seconds kJoinMargin{2};
 
 const char* refused_start(const detail::LoopCore& loop) {
-  return loop.lifecycle() == detail::Lifecycle::stopped ? "a stopped loop cannot be restarted"
-                                                        : "the loop was started already (start() or run_here())";
+  const auto state = loop.lifecycle();
+  return state == detail::Lifecycle::stopped || state == detail::Lifecycle::created
+             ? "a stopped loop cannot be restarted"
+             : "the loop was started already (start() or run_here())";
 }
 
 }  // namespace
@@ -41,10 +43,10 @@ void LoopHandle::request_stop(StopOptions options) const {
   core().request_stop(options);
 }
 
-bool LoopHandle::wait_stopped(std::chrono::nanoseconds timeout) const {
+bool LoopHandle::wait_stopped_until(std::chrono::steady_clock::time_point deadline) const {
   detail::LoopCore& loop = core();
   if (detail::this_thread_core() != nullptr) throw DeadlockError("wait_stopped() on a loop thread");
-  return loop.wait_finished(detail::deadline_after(timeout));
+  return loop.wait_finished(deadline);
 }
 
 std::vector<LoopHandle> live_loops() {
@@ -111,25 +113,30 @@ void BackgroundLoop::on_start_stop(Hook start, Hook stop) {
 }
 
 void BackgroundLoop::add_hooks(Hook start, Hook stop) {
+  detail::HookEntry entry{std::move(start), std::move(stop)};  // if refused, destroyed after the unlock
   std::lock_guard lock(lifecycle_mutex_);
-  core().add_hook({std::move(start), std::move(stop)});
+  core().add_hook(entry);
 }
 
 void BackgroundLoop::start() {
   detail::LoopCore& loop = core();
   bool started = false;
+  std::exception_ptr failed;
   {
     std::lock_guard lock(lifecycle_mutex_);
-    if (!loop.begin_start()) throw InvalidState(refused_start(loop));
+    if (ending_claimed_ || !loop.begin_start()) throw InvalidState(refused_start(loop));
     try {
       loop.claim_io_context();
       started = loop.mark_started_before_thread();
       thread_ = loop.create_own_thread();
     } catch (...) {
-      loop.mark_start_failed_before_thread();
-      joined_ = true;  // no thread to join
-      throw;
+      failed = std::current_exception();
+      ending_claimed_ = true;
     }
+  }
+  if (failed) {
+    end_without_thread();
+    std::rethrow_exception(failed);
   }
   if (started) return;
   try {
@@ -147,16 +154,20 @@ ShutdownReport BackgroundLoop::run_here() {
     throw DeadlockError("run_here() blocks its thread until the loop stops, which a loop thread must not do");
   }
   loop.check_runs_on_caller();
+  std::exception_ptr failed;
   {
     std::lock_guard lock(lifecycle_mutex_);
-    if (!loop.begin_start()) throw InvalidState(refused_start(loop));
+    if (ending_claimed_ || !loop.begin_start()) throw InvalidState(refused_start(loop));
     try {
       loop.claim_io_context();
     } catch (...) {
-      loop.mark_start_failed_before_thread();
-      joined_ = true;
-      throw;
+      failed = std::current_exception();
+      ending_claimed_ = true;
     }
+  }
+  if (failed) {
+    end_without_thread();
+    std::rethrow_exception(failed);
   }
   // Only `keep` from here on: once the loop has ended, a stop() on another thread returns
   // and may destroy this object.
@@ -181,13 +192,16 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
   if (detail::this_thread_core() != nullptr) {
     throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
   }
+  bool never_started = false;
   {
     std::lock_guard lock(lifecycle_mutex_);
-    if (!joined_ && !ending_claimed_ && loop.lifecycle() == detail::Lifecycle::created) {
-      loop.mark_start_failed_before_thread();
-      joined_ = true;
-    }
     if (joined_) return final_report(*joined_);
+    never_started = !ending_claimed_ && loop.lifecycle() == detail::Lifecycle::created;
+    if (never_started) ending_claimed_ = true;
+  }
+  if (never_started) {
+    end_without_thread();
+    return final_report(true);
   }
   // The budget is read before the request: a stop during the start also waits for the start.
   const auto budget = detail::saturating_add(loop.stop_budget(options), kJoinMargin);
@@ -219,11 +233,20 @@ bool BackgroundLoop::end_thread(std::chrono::steady_clock::time_point deadline) 
                                  : "stop (run_here() goes on; a callable may be blocking it)");
   }
   {
+    // Notified under the lock: a waiter may destroy this object as soon as it sees joined_.
     std::lock_guard lock(lifecycle_mutex_);
     joined_ = finished;
+    ended_.notify_all();
   }
-  ended_.notify_all();
   return finished;
+}
+
+void BackgroundLoop::end_without_thread() {
+  // Settles what was submitted meanwhile (user code may run): outside the lock.
+  core().mark_start_failed_before_thread();
+  std::lock_guard lock(lifecycle_mutex_);
+  joined_ = true;
+  ended_.notify_all();
 }
 
 ShutdownReport BackgroundLoop::final_report(bool joined) const {

@@ -3,19 +3,54 @@
 
 #include <boost/asio/this_coro.hpp>
 
+#include <new>
+
 namespace loopbridge {
 namespace detail {
 namespace {
 
-thread_local std::shared_ptr<const ContextData> t_context;
-constinit thread_local std::shared_ptr<const ContextData>* t_task_context = nullptr;
+using ContextPtr = std::shared_ptr<const ContextData>;
+
+// The thread's context lives in raw storage, which is trivially destructible: still readable
+// from destructors that run after the thread's thread_local objects are gone (and, on the
+// thread that calls exit(), while static ones are destroyed). The owner below lets go of the
+// context when the thread ends; the storage itself stays an empty pointer from then on.
+struct ContextStorage {
+  alignas(ContextPtr) unsigned char bytes[sizeof(ContextPtr)];
+};
+constinit thread_local ContextStorage t_context_storage{};
+constinit thread_local bool t_context_made = false;
+constinit thread_local bool t_context_released = false;
+constinit thread_local ContextPtr* t_task_context = nullptr;
+
+ContextPtr& context_slot() noexcept;
+
+struct ContextOwner {
+  bool armed = false;
+  ~ContextOwner() {
+    t_context_released = true;
+    context_slot().reset();
+  }
+};
+thread_local ContextOwner t_context_owner;
+
+ContextPtr& context_slot() noexcept {
+  if (!t_context_made) {
+    ::new (static_cast<void*>(t_context_storage.bytes)) ContextPtr();
+    t_context_made = true;
+    // Registers the owner's destructor, unless the thread is already past it (a context set
+    // that late is kept until the process ends).
+    if (!t_context_released) t_context_owner.armed = true;
+  }
+  return *std::launder(reinterpret_cast<ContextPtr*>(t_context_storage.bytes));
+}
 
 }  // namespace
 
-const std::shared_ptr<const ContextData>& this_thread_context() noexcept { return t_context; }
+const std::shared_ptr<const ContextData>& this_thread_context() noexcept { return context_slot(); }
 
 std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<const ContextData> data) noexcept {
-  std::swap(t_context, data);
+  std::swap(context_slot(), data);
   return data;
 }
 

@@ -63,12 +63,21 @@ std::atomic<std::uint64_t> g_next_serial{1};
 std::mutex g_registry_mutex;
 LoopCore* g_registry_head = nullptr;
 
-std::mutex g_error_handler_mutex;
-std::shared_ptr<const ErrorHandler> g_error_handler;
+// The process-wide error handler. Never destroyed: loops report errors during exit too (a
+// static loop's stop, the default loop's exit hook, a detached thread).
+struct ProcessErrorHandler {
+  std::mutex mutex;
+  std::shared_ptr<const ErrorHandler> handler;
+};
+ProcessErrorHandler& process_error_handler_slot() {
+  static ProcessErrorHandler* slot = new ProcessErrorHandler;
+  return *slot;
+}
 
 std::shared_ptr<const ErrorHandler> process_error_handler() {
-  std::lock_guard lock(g_error_handler_mutex);
-  return g_error_handler;
+  ProcessErrorHandler& slot = process_error_handler_slot();
+  std::lock_guard lock(slot.mutex);
+  return slot.handler;
 }
 
 std::string describe_error(std::exception_ptr error) {
@@ -491,8 +500,8 @@ LoopCore::LoopCore(LoopOptions options, boost::asio::io_context* borrowed)
       negative(options_.destructor_stop.hook_timeout)) {
     throw InvalidArgument("stop deadlines must not be negative");
   }
-  if (negative(options_.full_wait) || negative(options_.stall_threshold)) {
-    throw InvalidArgument("full_wait and stall_threshold must not be negative");
+  if (negative(options_.full_wait) || negative(options_.stall_threshold) || negative(options_.spin_before_sleep)) {
+    throw InvalidArgument("full_wait, stall_threshold and spin_before_sleep must not be negative");
   }
   check_thread_options(options_);
   check_backend(io_);
@@ -509,10 +518,15 @@ LoopCore::~LoopCore() {
 }
 
 std::vector<Ref<LoopCore>> LoopCore::live() {
-  std::vector<Ref<LoopCore>> loops;
+  std::vector<Ref<LoopCore>> loops;  // released after the unlock: a last reference destroys a loop
   std::lock_guard lock(g_registry_mutex);
   for (LoopCore* core = g_registry_head; core != nullptr; core = core->next_live_) {
-    if (core->lifecycle() != Lifecycle::stopped && core->try_add_ref()) loops.push_back(Ref<LoopCore>::adopt(core));
+    loops.emplace_back();  // may throw: before a reference is taken
+    if (core->lifecycle() != Lifecycle::stopped && core->try_add_ref()) {
+      loops.back() = Ref<LoopCore>::adopt(core);
+    } else {
+      loops.pop_back();
+    }
   }
   std::reverse(loops.begin(), loops.end());
   return loops;
@@ -1001,6 +1015,7 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
       // Out of memory: its frame (and so its callable) stays for good.
     }
     task->settled = true;
+    task->left_by_stop = true;
     // A borrowed io_context's owner resumes what the loop left there, to its end.
     task->given_up = owned_io_.has_value();
     task->settle_exception(
@@ -1020,7 +1035,7 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
 
 // ---------------------------------------------------------------- lifecycle
 
-void LoopCore::add_hook(HookEntry entry) {
+void LoopCore::add_hook(HookEntry& entry) {
   if (lifecycle() != Lifecycle::created) throw InvalidState("hooks must be added before start()");
   if (!entry.on_start && !entry.on_stop) throw InvalidArgument("an empty hook was added");
   hooks_.push_back(std::move(entry));
@@ -1028,8 +1043,10 @@ void LoopCore::add_hook(HookEntry entry) {
 
 void LoopCore::wait_started() {
   // A failed start ends the thread without opening started_: wait for either.
-  while (!wait_latch(started_, std::chrono::steady_clock::now() + std::chrono::milliseconds(1))) {
-    if (finished_.load(std::memory_order_acquire)) break;
+  auto either = [this] { return started_.load(std::memory_order_acquire) || finished_.load(std::memory_order_acquire); };
+  if (!spin_until(either, std::chrono::microseconds(100))) {
+    std::unique_lock lock(latch_mutex_);
+    latch_cv_.wait(lock, either);
   }
   std::lock_guard lock(latch_mutex_);
   if (start_error_) std::rethrow_exception(start_error_);
@@ -1065,6 +1082,12 @@ void LoopCore::request_stop(const StopOptions& options) noexcept {
 
 bool LoopCore::wait_finished(std::chrono::steady_clock::time_point deadline) {
   return wait_latch(finished_, deadline);
+}
+
+bool LoopCore::wait_released(std::chrono::steady_clock::time_point deadline) {
+  if (!wait_finished(deadline)) return false;
+  const std::shared_ptr<WorkerPool> pool = retired_workers_.lock();  // written before finished_ opened
+  return !pool || pool->wait_idle(deadline);
 }
 
 std::chrono::nanoseconds LoopCore::stop_budget(const StopOptions& options) const {
@@ -1112,8 +1135,12 @@ namespace loopbridge {
 
 ErrorHandler set_error_handler(ErrorHandler handler) {
   auto replacement = handler ? std::make_shared<const ErrorHandler>(std::move(handler)) : nullptr;
-  std::lock_guard lock(detail::g_error_handler_mutex);
-  auto previous = std::exchange(detail::g_error_handler, std::move(replacement));
+  std::shared_ptr<const ErrorHandler> previous;  // copied and destroyed after the unlock
+  {
+    detail::ProcessErrorHandler& slot = detail::process_error_handler_slot();
+    std::lock_guard lock(slot.mutex);
+    previous = std::exchange(slot.handler, std::move(replacement));
+  }
   return previous ? *previous : ErrorHandler{};
 }
 

@@ -23,14 +23,14 @@ std::uint64_t mix(std::uint64_t x) noexcept {
   return x;
 }
 
+}  // namespace
+
 // Checked before any loop is touched: a refused call must have no effect.
-void refuse_on_loop_thread(const char* what) {
+void LoopPool::refuse_on_loop_thread(const char* what) {
   if (detail::this_thread_core() != nullptr) {
     throw DeadlockError(std::string(what) + " waits for every loop of the pool, which a loop thread must not do");
   }
 }
-
-}  // namespace
 
 LoopPool::LoopPool(PoolOptions options) {
   std::size_t count = options.loops != 0 ? options.loops : detail::usable_cpus();
@@ -102,10 +102,7 @@ ShutdownReport LoopPool::stop(StopOptions options) {
   return total;
 }
 
-std::size_t LoopPool::cancel_all(std::chrono::nanoseconds timeout) {
-  refuse_on_loop_thread("LoopPool::cancel_all()");
-  if (timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative LoopPool::cancel_all timeout");
-  const auto deadline = detail::deadline_after(timeout);
+std::size_t LoopPool::cancel_all_until(std::chrono::steady_clock::time_point deadline) {
   std::vector<TaskHandle<std::size_t>> groups;
   groups.reserve(loops_.size());
   for (auto& loop : loops_) groups.push_back(loop->cancel_all());

@@ -83,6 +83,7 @@ void LoopCore::thread_main(LoopThread where) noexcept {
     // get what is left of the cancel deadline to return (stop()'s budget counts it once).
     const auto deadline = cancel_deadline_.value_or(deadline_after(active_stop_.cancel_timeout));
     abandoned_workers_.store(workers_->stop(deadline), std::memory_order_relaxed);
+    retired_workers_ = workers_;
     workers_.reset();
   }
   const bool frames_kept = release_waits_on_running_work();

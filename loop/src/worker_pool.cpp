@@ -53,6 +53,11 @@ void WorkerPool::worker_main() noexcept {
   }
 }
 
+bool WorkerPool::wait_idle(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mutex_);
+  return idle_cv_.wait_until(lock, deadline, [&] { return busy_ == 0; });
+}
+
 std::size_t WorkerPool::stop(std::chrono::steady_clock::time_point deadline) {
   std::deque<HandoffCall*> refused;
   std::vector<boost::thread> threads;

@@ -1,10 +1,12 @@
 #pragma once
 
 #include <loopbridge/loop/background_loop.hpp>
+#include <loopbridge/loop/detail/deadline.hpp>
 
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -42,7 +44,7 @@ namespace loopbridge::testing {
  */
 class LoopHygiene {
 public:
-  LoopHygiene() : deadline_(default_deadline()) {
+  LoopHygiene() : deadline_(default_deadline()), expires_at_(detail::deadline_after(deadline_)) {
     for (const LoopHandle& loop : live_loops()) {
       baseline_.push_back({loop, loop.stats().in_flight});
       if (loop.id() > last_id_before_) last_id_before_ = loop.id();
@@ -84,12 +86,15 @@ public:
   LoopHygiene& operator=(const LoopHygiene&) = delete;
 
 protected:
-  /// Changes this test's deadline (from the moment of the call).
+  /// Changes this test's deadline (from the moment of the call); `milliseconds::max()` is no
+  /// limit. Throws InvalidArgument for a deadline that is not positive.
   void set_deadline(std::chrono::milliseconds deadline) {
+    if (deadline <= std::chrono::milliseconds::zero()) throw InvalidArgument("a test deadline must be positive");
+    const auto expires_at = detail::deadline_after(deadline);
     {
       std::lock_guard lock(mutex_);
       deadline_ = deadline;
-      started_ = std::chrono::steady_clock::now();
+      expires_at_ = expires_at;
     }
     wake_.notify_all();
   }
@@ -101,11 +106,16 @@ private:
   };
 
   static std::chrono::milliseconds default_deadline() {
-    if (const char* env = std::getenv("LOOPBRIDGE_TEST_DEADLINE_MS")) {
-      const long value = std::strtol(env, nullptr, 10);
-      if (value > 0) return std::chrono::milliseconds(value);
+    const char* env = std::getenv("LOOPBRIDGE_TEST_DEADLINE_MS");
+    if (env == nullptr || *env == '\0') return std::chrono::seconds(30);
+    char* end = nullptr;
+    errno = 0;
+    const long long value = std::strtoll(env, &end, 10);
+    if (*end != '\0' || value <= 0 || errno == ERANGE) {
+      throw InvalidArgument(std::string("LOOPBRIDGE_TEST_DEADLINE_MS must be a positive whole number of milliseconds, not '") +
+                            env + "'");
     }
-    return std::chrono::seconds(30);
+    return std::chrono::milliseconds(value);
   }
 
   static StopOptions quick_stop() {
@@ -138,8 +148,8 @@ private:
   void watch() {
     std::unique_lock lock(mutex_);
     while (!done_) {
-      if (wake_.wait_until(lock, started_ + deadline_) == std::cv_status::timeout && !done_ &&
-          std::chrono::steady_clock::now() >= started_ + deadline_) {
+      if (wake_.wait_until(lock, expires_at_) == std::cv_status::timeout && !done_ &&
+          std::chrono::steady_clock::now() >= expires_at_) {
         expired_ = true;
         lock.unlock();
         stop_new_loops();
@@ -160,8 +170,8 @@ private:
   std::uint64_t last_id_before_ = 0;
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::chrono::milliseconds deadline_;
+  std::chrono::steady_clock::time_point expires_at_;
   bool done_ = false;
   std::atomic<bool> expired_{false};
   std::thread watchdog_;

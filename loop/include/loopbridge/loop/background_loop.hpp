@@ -167,6 +167,9 @@ private:
   /// Waits for the loop thread's end until `deadline`, then joins it (or detaches it, past
   /// the deadline). Once: a second caller waits for the first. Returns whether it joined.
   bool end_thread(std::chrono::steady_clock::time_point deadline);
+  /// For the host thread that claimed the ending of a loop whose thread never came to be:
+  /// marks it stopped and settles what was submitted meanwhile.
+  void end_without_thread();
   ShutdownReport final_report(bool joined) const;
 
   // Guards the fields below. Held only to read or change them, never across a wait (for

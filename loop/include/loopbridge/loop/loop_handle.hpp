@@ -18,6 +18,10 @@ namespace loopbridge {
 
 class LoopPool;
 
+namespace detail {
+struct LoopAccess;
+}
+
 /// Where a loop is in its life.
 enum class LoopState { created, starting, running, stopping, stopped };
 
@@ -161,9 +165,15 @@ public:
 
   /// Waits until the loop has stopped (every handle settled, its thread finished), up to
   /// `timeout`; true if it did. A loop never started counts as stopped only once stop() ran.
+  /// A timeout too large for the clock (`hours::max()`) waits without limit.
   /// @par Throws
-  /// DeadlockError on a loop thread.
-  bool wait_stopped(std::chrono::nanoseconds timeout) const;
+  /// DeadlockError on a loop thread; InvalidArgument for a negative timeout or one that is
+  /// not a number.
+  template <class Rep, class Period>
+  bool wait_stopped(std::chrono::duration<Rep, Period> timeout) const {
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_stopped timeout");
+    return wait_stopped_until(detail::deadline_after(timeout));
+  }
 
   /// A process-wide number given at creation, increasing: tells which loops were made after
   /// a point in time (test hygiene, diagnostics).
@@ -193,6 +203,7 @@ protected:
   explicit LoopHandle(detail::Ref<detail::LoopCore> core) noexcept : core_(std::move(core)) {}
   friend std::vector<LoopHandle> live_loops();
   friend class LoopPool;
+  friend struct detail::LoopAccess;
 
   /// Internal: the loop's shared state. Throws InvalidHandle for an empty handle.
   detail::LoopCore& core() const {
@@ -201,6 +212,8 @@ protected:
   }
 
 private:
+  bool wait_stopped_until(std::chrono::steady_clock::time_point deadline) const;
+
   /// A new task with one reference, its stop token linked. Allocation failures free it.
   static void check_submit_options(const SubmitOptions& options) {
     if (options.full_wait && *options.full_wait < std::chrono::nanoseconds::zero()) {
@@ -251,5 +264,14 @@ private:
 /// oldest first: for diagnostics and test hygiene (asyncio's all_tasks, one level up).
 /// Thread safety: safe from any thread.
 std::vector<LoopHandle> live_loops();
+
+namespace detail {
+
+/// For the bridge: the engine behind a handle (InvalidHandle for an empty one).
+struct LoopAccess {
+  static LoopCore& core(const LoopHandle& loop) { return loop.core(); }
+};
+
+}  // namespace detail
 
 }  // namespace loopbridge

@@ -62,10 +62,19 @@ public:
   /// their reports (durations: the longest; joined: all of them).
   ShutdownReport stop(StopOptions options = {});
 
-  /// Cancels every task in flight on every loop and waits (up to `timeout`) until they have
-  /// unwound; returns how many there were. Throws Timeout past the deadline; InvalidArgument
-  /// for a negative timeout, and DeadlockError on a loop thread, before cancelling anything.
-  std::size_t cancel_all(std::chrono::nanoseconds timeout = std::chrono::seconds(10));
+  /// Cancels every task in flight on every loop and waits (up to `timeout`; 10 s if none is
+  /// given) until they have unwound; returns how many there were. A timeout too large for the
+  /// clock waits without limit. Throws Timeout past the deadline; InvalidArgument for a
+  /// negative timeout (or one that is not a number), and DeadlockError on a loop thread,
+  /// before cancelling anything.
+  template <class Rep, class Period>
+  std::size_t cancel_all(std::chrono::duration<Rep, Period> timeout) {
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative LoopPool::cancel_all timeout");
+    refuse_on_loop_thread("LoopPool::cancel_all()");
+    return cancel_all_until(detail::deadline_after(timeout));
+  }
+  /// As cancel_all(10 s).
+  std::size_t cancel_all() { return cancel_all(std::chrono::seconds(10)); }
 
   /// The next loop in round-robin order.
   LoopHandle next() const noexcept;
@@ -108,6 +117,9 @@ public:
 
 private:
   std::size_t index_for(std::size_t hash) const noexcept;
+  std::size_t cancel_all_until(std::chrono::steady_clock::time_point deadline);
+  /// DeadlockError on a loop thread, before anything is touched.
+  static void refuse_on_loop_thread(const char* what);
 
   std::vector<std::unique_ptr<BackgroundLoop>> loops_;
   mutable std::atomic<std::size_t> next_{0};

@@ -81,22 +81,15 @@ public:
                                                                         : std::future_status::timeout;
   }
 
-  /// Blocks until the task settles or `deadline` passes; never cancels anything. A deadline
-  /// beyond what the clock's own duration holds (a coarse time_point's max()) is no limit;
-  /// one as far in the past (min()) only polls, as any passed deadline does.
+  /// Blocks until the task settles or `deadline` passes; never cancels anything. Any clock
+  /// and duration: a deadline beyond what the clock's own duration holds (a coarse
+  /// time_point's max()) is no limit; one already past only polls. Throws DeadlockError on a
+  /// loop thread, InvalidArgument for a floating-point deadline that is not a number.
   template <class Clock, class Duration>
   std::future_status wait_until(std::chrono::time_point<Clock, Duration> deadline) const {
-    // Out there, `deadline - now` would overflow the clock's duration.
-    using Wide = detail::wide_duration_t<Duration>;
-    const Wide since_epoch(deadline.time_since_epoch());
-    const auto far = std::chrono::duration_cast<Wide>(Clock::duration::max() / 2);
-    if (since_epoch >= far) {
-      wait();
-      return std::future_status::ready;
-    }
-    if (since_epoch <= -far) return ready() ? std::future_status::ready : std::future_status::timeout;
     for (;;) {
-      auto left = deadline - Clock::now();
+      // In long double seconds: `deadline - now` could overflow the time point's duration.
+      const auto left = detail::time_left(deadline);
       if (left <= decltype(left)::zero()) return ready() ? std::future_status::ready : std::future_status::timeout;
       if (wait_for(left) == std::future_status::ready) return std::future_status::ready;
     }
@@ -133,11 +126,12 @@ public:
   bool cancel() { return checked().request_cancel(CancelCause::cancel); }
 
   /// Cancels the task and blocks until it has finished unwinding or `deadline` passed
-  /// (then `timeout`: the task is still unwinding). Throws DeadlockError on a loop thread,
-  /// before cancelling anything.
+  /// (then `timeout`: the task is still unwinding). Throws DeadlockError on a loop thread and
+  /// InvalidArgument for a deadline that is not a number, before cancelling anything.
   template <class Clock, class Duration>
   std::future_status cancel_and_wait(std::chrono::time_point<Clock, Duration> deadline) {
     detail::check_may_block("TaskHandle::cancel_and_wait");
+    (void)detail::time_left(deadline);  // refuses NaN, before the cancel
     cancel();
     return wait_until(deadline);
   }

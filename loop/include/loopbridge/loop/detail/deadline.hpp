@@ -17,35 +17,53 @@ using wide_duration_t =
     std::chrono::duration<std::common_type_t<typename Duration::rep, std::int64_t>, typename Duration::period>;
 
 /// The steady-clock time `timeout` from now, saturating at time_point::max(): a huge timeout
-/// (`seconds::max()`, `nanoseconds::max()`) means "no limit", as Python's huge timeouts do,
-/// instead of overflowing into a deadline already past. `timeout` must not be negative.
-/// Throws InvalidArgument for a floating-point timeout that is not a number.
+/// (`seconds::max()`, `nanoseconds::max()`, infinity) means "no limit", as Python's huge
+/// timeouts do, instead of overflowing into a deadline already past. Any Rep and Period.
+/// Throws InvalidArgument for a negative timeout and for a floating-point one that is not a
+/// number.
 template <class Rep, class Period>
 std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
   using Clock = std::chrono::steady_clock;
+  // Clock ticks per tick of `timeout`.
+  using Ticks = std::ratio_divide<Period, Clock::period>;
+  if constexpr (std::is_floating_point_v<Rep>) {
+    // NaN passes every comparison a caller made (it is neither negative nor positive).
+    if (std::isnan(timeout.count())) throw InvalidArgument("a timeout that is not a number");
+  }
+  if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("a negative timeout");
   const auto now = Clock::now();
   const auto room = Clock::time_point::max() - now;
   // A little short of the room: no rounding of a floating or coarse timeout carries past max().
   const auto near_room = room - room / 1024;
-  if constexpr (std::is_floating_point_v<Rep>) {
-    // NaN passes every comparison a caller made (it is neither negative nor positive), and a
-    // huge value would overflow the conversion: both are settled here, in floating point.
-    if (std::isnan(timeout.count())) throw InvalidArgument("a timeout that is not a number");
-    if (std::chrono::duration<long double>(timeout) >= std::chrono::duration<long double>(near_room)) {
-      return Clock::time_point::max();
-    }
-    return now + std::chrono::ceil<Clock::duration>(timeout);
-  } else if constexpr (std::ratio_less_v<Period, Clock::period>) {
-    const auto converted = std::chrono::ceil<Clock::duration>(timeout);  // to a coarser unit: cannot overflow
+  if constexpr (std::is_floating_point_v<Rep> || (Ticks::num != 1 && Ticks::den != 1)) {
+    // In long double: an integral conversion here would multiply before it divides, and
+    // could overflow.
+    const long double ticks = static_cast<long double>(timeout.count()) * Ticks::num / Ticks::den;
+    if (ticks >= static_cast<long double>(near_room.count())) return Clock::time_point::max();
+    return now + Clock::duration(static_cast<Clock::rep>(std::ceil(ticks)));
+  } else if constexpr (Ticks::den != 1) {
+    // Finer than the clock: a pure divide, which cannot overflow.
+    const auto converted = std::chrono::ceil<Clock::duration>(timeout);
     return converted >= near_room ? Clock::time_point::max() : now + converted;
   } else {
-    // Compared in the timeout's own unit, with at least 64 bits: converting the timeout to
-    // nanoseconds first could overflow, and so could the room in a narrow Rep (int seconds).
+    // Coarser: a pure multiply. Compared in the timeout's own unit, with at least 64 bits:
+    // converting the timeout to nanoseconds first could overflow, and so could the room in a
+    // narrow Rep (int seconds).
     using Wide = wide_duration_t<std::chrono::duration<Rep, Period>>;
     const Wide wide = timeout;
     if (wide >= std::chrono::duration_cast<Wide>(near_room)) return Clock::time_point::max();
-    return now + std::chrono::ceil<Clock::duration>(wide);
+    return now + std::chrono::duration_cast<Clock::duration>(wide);
   }
+}
+
+/// The time left until `deadline` on its own clock, in seconds: negative once it passed,
+/// infinite for an infinite deadline. Never overflows, whatever Duration the time point has.
+/// Throws InvalidArgument for a floating-point deadline that is not a number.
+template <class Clock, class Duration>
+std::chrono::duration<long double> time_left(std::chrono::time_point<Clock, Duration> deadline) {
+  const std::chrono::duration<long double> at(deadline.time_since_epoch());
+  if (std::isnan(at.count())) throw InvalidArgument("a deadline that is not a number");
+  return at - std::chrono::duration<long double>(Clock::now().time_since_epoch());
 }
 
 /// a + b for non-negative durations, saturating at nanoseconds::max().

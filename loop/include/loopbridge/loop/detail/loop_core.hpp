@@ -228,6 +228,9 @@ public:
   /// owned io_context: it is never resumed again, and whatever would resume it destroys
   /// its frames instead.
   bool given_up = false;
+  /// Settled by the stop (dropped or abandoned) while it still ran, on any io_context.
+  /// Written before the settle, which publishes it.
+  bool left_by_stop = false;
   /// What escaped a stretch of its coroutine (escaped_task_stretch).
   std::exception_ptr escaped_error;
   boost::asio::cancellation_signal cancel_signal;
@@ -372,7 +375,8 @@ public:
   void report_error(std::exception_ptr error, std::string_view context) noexcept;
 
   // ---- host side of the lifecycle (BackgroundLoop) ----
-  void add_hook(HookEntry entry);
+  /// Takes `entry` (moved from only when added). InvalidState after start().
+  void add_hook(HookEntry& entry);
   /// After begin_start(): checks that a borrowed io_context can be run by this loop alone
   /// and marks it as driven by this loop (InvalidState if not).
   void claim_io_context();
@@ -395,6 +399,9 @@ public:
   bool stop_requested() const noexcept { return stop_requested_.load(std::memory_order_acquire); }
   /// Waits for the loop thread's end (false at the deadline).
   bool wait_finished(std::chrono::steady_clock::time_point deadline);
+  /// Waits for the loop thread's end and then for its to_thread workers to be idle (the
+  /// functions a stop left running); false at the deadline.
+  bool wait_released(std::chrono::steady_clock::time_point deadline);
   ShutdownReport report() const;
   /// The longest a stop may take, hooks included: the first stop requested, or a stop with
   /// `options` if none was. A stop during the start also waits for the start (and for its
@@ -562,6 +569,7 @@ private:
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<HookEntry> hooks_;
   std::shared_ptr<WorkerPool> workers_;  // loop thread creates; stopped after the loop ends
+  std::weak_ptr<WorkerPool> retired_workers_;  // set as the loop ends, for wait_released()
   std::atomic<std::uint64_t> abandoned_workers_{0};
   std::atomic<LoopCore*>* io_driver_ = nullptr;  // the borrowed io_context's record of its loop, once claimed
   std::atomic<bool> foreign_runner_reported_{false};

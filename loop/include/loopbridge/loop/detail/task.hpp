@@ -210,6 +210,7 @@ public:
   void drop_callable() noexcept override { fn_.reset(); }
   StateBase& state() noexcept override { return *this; }
   bool request_cancel(CancelCause cause) noexcept override { return request_cancel_any_thread(cause); }
+  bool left_running_by_stop() const noexcept override { return left_by_stop; }
 
 private:
   // The callable's captures are destroyed on the loop thread before the result is published,

@@ -27,7 +27,9 @@ protected:
 template <class Done>
 bool spin_until(Done done, std::chrono::nanoseconds limit) {
   if (limit <= std::chrono::nanoseconds::zero()) return done();
-  const auto until = std::chrono::steady_clock::now() + limit;
+  const auto now = std::chrono::steady_clock::now();
+  const auto until = limit >= std::chrono::steady_clock::time_point::max() - now ? std::chrono::steady_clock::time_point::max()
+                                                                                : now + limit;
   for (unsigned i = 1;; ++i) {
     if (done()) return true;
 #if defined(__x86_64__) || defined(__i386__)
@@ -65,6 +67,11 @@ public:
 
   /// Wakes a host thread blocked on this state so that it serves its host calls.
   void interrupt_wait() const noexcept;
+
+  /// True when the state settled because a stop gave its task up while it still ran
+  /// (abandoned at the cancel deadline, or dropped): what is left of the task (its frame, a
+  /// function it handed off) may run or be destroyed until the loop has ended.
+  virtual bool left_running_by_stop() const noexcept { return false; }
 
   /// Asks the owner of this state to cancel the work behind it, for `cause`. False when
   /// there is nothing left to cancel (already settled, or nothing cancellable).

@@ -33,6 +33,10 @@ public:
   /// threads still busy. Returns how many were detached.
   std::size_t stop(std::chrono::steady_clock::time_point deadline);
 
+  /// Waits until no thread runs a function (those a stop left running have returned), up to
+  /// `deadline`; true if none does.
+  bool wait_idle(std::chrono::steady_clock::time_point deadline);
+
 private:
   void worker_main() noexcept;
 
