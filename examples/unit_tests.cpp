@@ -145,7 +145,7 @@ LOOPBRIDGE_TEST_CASE("a test that forgets to stop its loop fails, listing the ta
   static Heartbeat heartbeat;  // outlives the loop, which the hygiene check stops after the test
   forgotten_loop = std::make_unique<loopbridge::BackgroundLoop>(loopbridge::LoopOptions{.name = "forgotten"});
   forgotten_loop->start();
-  forgotten_loop->submit([] { return heartbeat.run(1ms); }, loopbridge::SubmitOptions{.name = "heartbeat"});
+  forgotten_loop->post([] { return heartbeat.run(1ms); }, loopbridge::SubmitOptions{.name = "heartbeat"});
   // No stop(): at the end of the test, LOOPBRIDGE_TEST_CASE fails it with
   //   loop 'forgotten' created by this test is still running at its end
   //     1 task(s) in flight

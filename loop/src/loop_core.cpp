@@ -892,6 +892,7 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
         TaskCancelled(task.cancel_cause, std::string("task cancelled by ") + to_string(task.cancel_cause) + " while it ran"));
   } else if (error) {
     if (task.kind() == TaskKind::detached) report_error(error, "posted task");
+    task.failed_own = true;
     if (!hook) bump(failed_);
     verdict = std::move(error);
   } else if (!hook) {

@@ -98,8 +98,15 @@ void StateBase::publish() noexcept {
   // The continuation slot closes before the state reads as done, so that whoever sees done
   // also sees the slot closed and runs its continuation itself, at once.
   Continuation* c = continuation_.exchange(settled_marker(), std::memory_order_acq_rel);
-  if (word_.fetch_or(kDone, std::memory_order_acq_rel) & kWaiters) futex_wake_all(word_);
+  const std::uint32_t word = word_.fetch_or(kDone, std::memory_order_acq_rel);
+  if (word & kWaiters) futex_wake_all(word_);
+  if (word & kUnread) report_unread_outcome();
   if (c != nullptr) c->on_settled();
+}
+
+void StateBase::handle_dropped() noexcept {
+  // Exactly one of this and publish() sees both bits.
+  if (word_.fetch_or(kUnread, std::memory_order_acq_rel) & kDone) report_unread_outcome();
 }
 
 bool StateBase::set_continuation(Continuation& c) {

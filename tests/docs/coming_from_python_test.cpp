@@ -157,7 +157,7 @@ TEST_CASE("coming from python: the pipeline's unit test finishes in milliseconds
   loopbridge::BackgroundLoop loop({.name = "test-events"});
   loop.start();
   EventPipeline pipeline(loop);
-  loop.submit([&] { return pipeline.consume(); });
+  loop.post([&] { return pipeline.consume(); });
 
   pipeline.publish("hello");
   REQUIRE(loopbridge::test::eventually([&] { return pipeline.handled().size() == 1; }));

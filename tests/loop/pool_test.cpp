@@ -223,7 +223,7 @@ TEST_CASE("pool hooks run on every loop and the destructor stops every loop") {
         });
     pool.start();
     CHECK(started.load() == 2);
-    pool.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
+    pool.post([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
   }
   CHECK(stopped.load() == 2);
 }

@@ -191,7 +191,7 @@ TEST_CASE("dropping a handle does not cancel its task", "[reliability][misuse]")
   BackgroundLoop loop({.name = "lb-drop"});
   loop.start();
   std::atomic<bool> finished{false};
-  loop.submit([&]() -> asio::awaitable<void> {
+  (void)loop.submit([&]() -> asio::awaitable<void> {
     co_await later(0, 5ms);
     finished = true;
   });  // the handle is destroyed at once

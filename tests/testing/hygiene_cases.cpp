@@ -32,7 +32,7 @@ const bool g_shared_started = (g_shared.start(), true);
 LOOPBRIDGE_TEST_CASE("forgets to stop its loop", "[.misbehaves]") {
   g_leaked = std::make_unique<BackgroundLoop>(LoopOptions{.name = "forgotten"});
   g_leaked->start();
-  g_leaked->submit(forever, SubmitOptions{.name = "left-behind"});
+  g_leaked->post(forever, SubmitOptions{.name = "left-behind"});
 }
 
 LOOPBRIDGE_TEST_CASE("would hang on a task that never finishes", "[.misbehaves]") {
@@ -45,5 +45,5 @@ LOOPBRIDGE_TEST_CASE("would hang on a task that never finishes", "[.misbehaves]"
 
 LOOPBRIDGE_TEST_CASE("leaves work in flight on a shared loop", "[.misbehaves]") {
   REQUIRE(g_shared_started);
-  g_shared.submit(forever, SubmitOptions{.name = "orphan"});
+  g_shared.post(forever, SubmitOptions{.name = "orphan"});
 }

@@ -47,7 +47,7 @@ struct HandleAccess;
  * that loop's handles settle once the thread is free (docs/lifecycle.md).
  */
 template <class T>
-class TaskHandle {
+class [[nodiscard]] TaskHandle {
 public:
   /// The type get() returns.
   using value_type = T;
@@ -55,11 +55,26 @@ public:
   /// An empty handle: every call but valid() throws InvalidHandle.
   TaskHandle() noexcept = default;
   /// Takes over `other`'s task; `other` becomes empty.
-  TaskHandle(TaskHandle&& other) noexcept = default;
-  /// Takes over `other`'s task (this handle's own task, if any, goes on running).
-  TaskHandle& operator=(TaskHandle&& other) noexcept = default;
+  TaskHandle(TaskHandle&& other) noexcept
+      : state_(std::move(other.state_)), loop_(std::move(other.loop_)), spin_(other.spin_), taken_(other.taken_) {}
+  /// Takes over `other`'s task (this handle's own task, if any, goes on running, as on
+  /// destruction).
+  TaskHandle& operator=(TaskHandle&& other) noexcept {
+    if (this != &other) {
+      drop_unread();
+      state_ = std::move(other.state_);
+      loop_ = std::move(other.loop_);
+      spin_ = other.spin_;
+      taken_ = other.taken_;
+    }
+    return *this;
+  }
   TaskHandle(const TaskHandle&) = delete;
   TaskHandle& operator=(const TaskHandle&) = delete;
+  /// Does not cancel the task (it runs on; its value is dropped). If the task fails with an
+  /// exception of its own and nobody took its result, that exception goes to the loop's
+  /// error handler, once (asyncio's "Task exception was never retrieved").
+  ~TaskHandle() { drop_unread(); }
 
   /// False for an empty handle: default-constructed, moved from, or already taken by
   /// get(), result() or on_settled().
@@ -210,6 +225,10 @@ private:
     detail::TypedState<T>& state = checked();
     taken_ = true;
     return state.take();
+  }
+
+  void drop_unread() noexcept {
+    if (state_ && !taken_) state_->handle_dropped();
   }
 
   detail::Ref<detail::TypedState<T>> state_;

@@ -228,6 +228,8 @@ public:
   /// owned io_context: it is never resumed again, and whatever would resume it destroys
   /// its frames instead.
   bool given_up = false;
+  /// Ended with an exception of its own (counted failed). Written before the settle.
+  bool failed_own = false;
   /// Settled by the stop (dropped or abandoned) while it still ran, on any io_context.
   /// Written before the settle, which publishes it.
   bool left_by_stop = false;

@@ -212,6 +212,15 @@ public:
   bool request_cancel(CancelCause cause) noexcept override { return request_cancel_any_thread(cause); }
   bool left_running_by_stop() const noexcept override { return left_by_stop; }
 
+protected:
+  void report_unread_outcome() noexcept override {
+    if (failed_own) {
+      core().report_error(this->stored_exception(), "a failed task whose handle was dropped unread");
+    }
+  }
+
+public:
+
 private:
   // The callable's captures are destroyed on the loop thread before the result is published,
   // so a host that sees the result also sees them gone.
@@ -232,6 +241,7 @@ private:
         }
       } catch (...) {
         core().recount_completed_as_failed();  // moving the value into the state threw
+        this->failed_own = true;
         this->set_exception(std::current_exception());
       }
     }

@@ -68,6 +68,11 @@ public:
   /// Wakes a host thread blocked on this state so that it serves its host calls.
   void interrupt_wait() const noexcept;
 
+  /// The last handle that could read the outcome is gone, unread. A failure of the task's
+  /// own (settled now or later) then goes to its loop's error handler, once: nobody else can
+  /// see it any more (asyncio's "Task exception was never retrieved").
+  void handle_dropped() noexcept;
+
   /// True when the state settled because a stop gave its task up while it still ran
   /// (abandoned at the cancel deadline, or dropped): what is left of the task (its frame, a
   /// function it handed off) may run or be destroyed until the loop has ended.
@@ -85,12 +90,17 @@ protected:
   /// The caller must hold a reference across the call.
   void publish() noexcept;
 
+  /// Settled, and no handle can read the outcome any more: reports it if it is a failure
+  /// that matters (a task's own exception). Called once, on whichever thread saw both.
+  virtual void report_unread_outcome() noexcept {}
+
 private:
   static constexpr std::uint32_t kDone = 1;
   static constexpr std::uint32_t kWaiters = 2;
+  static constexpr std::uint32_t kUnread = 4;  // handle_dropped()
   // The bits above count host calls posted to hosts waiting here: each post changes the
   // word, so a host about to sleep on an older value wakes at once (nobody clears it).
-  static constexpr std::uint32_t kHostCallUnit = 4;
+  static constexpr std::uint32_t kHostCallUnit = 8;
 
   bool wait_impl(const std::chrono::steady_clock::time_point* deadline, std::chrono::nanoseconds spin) const;
 
@@ -121,6 +131,11 @@ public:
   void set_exception(std::exception_ptr e) noexcept {
     result_.template emplace<2>(std::move(e));
     publish();
+  }
+
+  /// The stored exception (null for a value). Only after ready(), before take().
+  std::exception_ptr stored_exception() const noexcept {
+    return result_.index() == 2 ? std::get<2>(result_) : nullptr;
   }
 
   /// Moves the result out, or rethrows the stored exception. Only after ready(), once.
