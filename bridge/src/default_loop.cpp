@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <mutex>
 #include <optional>
+#include <pthread.h>
 #include <thread>
 
 namespace loopbridge {
@@ -27,10 +28,26 @@ struct DefaultLoop {
   std::optional<LoopHandle> stopped_at_exit;
 };
 
+DefaultLoop& state();
+
+// fork(): held across it, so that the child finds the state whole. In the child the loop
+// (if any) is dead, as every loop the parent started; a making under way in the parent is
+// not, there: its thread was not copied.
+void lock_for_fork() noexcept { state().mutex.lock(); }
+void unlock_after_fork() noexcept { state().mutex.unlock(); }
+void unlock_in_fork_child() noexcept {
+  state().maker.reset();
+  state().mutex.unlock();
+}
+
 // Never destroyed: it must outlive every static object whose destructor might still use
 // the default loop, and the exit hook below does the stopping.
 DefaultLoop& state() {
-  static DefaultLoop* instance = new DefaultLoop;
+  static DefaultLoop* instance = [] {
+    auto* made = new DefaultLoop;
+    ::pthread_atfork(lock_for_fork, unlock_after_fork, unlock_in_fork_child);
+    return made;
+  }();
   return *instance;
 }
 

@@ -45,6 +45,7 @@ void LoopHandle::request_stop(StopOptions options) const {
 
 bool LoopHandle::wait_stopped_until(std::chrono::steady_clock::time_point deadline) const {
   detail::LoopCore& loop = core();
+  loop.check_not_forked_away();
   if (detail::this_thread_core() != nullptr) throw DeadlockError("wait_stopped() on a loop thread");
   return loop.wait_finished(deadline);
 }
@@ -72,6 +73,11 @@ BackgroundLoop::BackgroundLoop(boost::asio::io_context& io, LoopOptions options)
 
 BackgroundLoop::~BackgroundLoop() {
   detail::LoopCore& loop = core();
+  if (loop.forked_away()) {
+    forget_thread_after_fork();
+    loop.set_owner(nullptr);
+    return;
+  }
   if (loop.lifecycle() != detail::Lifecycle::created &&
       (detail::this_thread_core() != nullptr || detail::this_thread_work_owner() == &loop)) {
     // Joining here would wait on a loop thread (this one, one that may wait on us, or the
@@ -182,6 +188,11 @@ ShutdownReport BackgroundLoop::run_here() {
 ShutdownReport BackgroundLoop::stop(StopOptions options) {
   check_stop_options(options);
   detail::LoopCore& loop = core();
+  if (loop.forked_away()) {
+    // Nothing to wait for: the loop's thread is in the parent process.
+    forget_thread_after_fork();
+    return loop.report_in_fork_child();
+  }
   // There, or on a thread whose work the stop waits for, joining would wait on itself.
   if (on_loop_thread() || detail::this_thread_work_owner() == &loop) {
     loop.request_stop(options);
@@ -239,6 +250,17 @@ bool BackgroundLoop::end_thread(std::chrono::steady_clock::time_point deadline) 
     ended_.notify_all();
   }
   return finished;
+}
+
+void BackgroundLoop::forget_thread_after_fork() noexcept {
+  // The thread object names a thread of the parent: neither joined nor detached here (nor
+  // destroyed joinable, which would terminate). No lock: a parent thread may have held it.
+  if (thread_.joinable()) {
+    try {
+      new boost::thread(std::move(thread_));  // kept for good, on purpose
+    } catch (...) {
+    }
+  }
 }
 
 void BackgroundLoop::end_without_thread() {

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <exception>
 #include <memory>
+#include <pthread.h>
 #include <typeinfo>
 #include <thread>
 #include <utility>
@@ -62,6 +63,16 @@ std::atomic<std::uint64_t> g_next_serial{1};
 // Every LoopCore, for LoopCore::live(): a list touched only at creation and destruction.
 std::mutex g_registry_mutex;
 LoopCore* g_registry_head = nullptr;
+
+// fork(): the child has none of the parent's threads, so every loop the parent had started
+// is dead there. The registry is held across the fork so that the child sees it whole.
+void lock_registry_for_fork() noexcept { g_registry_mutex.lock(); }
+void unlock_registry_after_fork() noexcept { g_registry_mutex.unlock(); }
+void orphan_loops_in_fork_child() noexcept {
+  g_forked_child.store(true, std::memory_order_relaxed);
+  for (LoopCore* core = g_registry_head; core != nullptr; core = core->next_in_registry()) core->orphan_in_fork_child();
+  g_registry_mutex.unlock();
+}
 
 // The process-wide error handler. Never destroyed: loops report errors during exit too (a
 // static loop's stop, the default loop's exit hook, a detached thread).
@@ -153,6 +164,10 @@ struct BorrowedDrainHandler {
 }  // namespace
 
 LoopCore* this_thread_core() noexcept { return t_core; }
+
+void check_loop_not_forked_away(const RefCounted* loop) {
+  if (loop != nullptr) static_cast<const LoopCore*>(loop)->check_not_forked_away();
+}
 
 namespace {
 
@@ -500,11 +515,20 @@ LoopCore::LoopCore(LoopOptions options, boost::asio::io_context* borrowed)
       negative(options_.destructor_stop.hook_timeout)) {
     throw InvalidArgument("stop deadlines must not be negative");
   }
-  if (negative(options_.full_wait) || negative(options_.stall_threshold) || negative(options_.spin_before_sleep)) {
-    throw InvalidArgument("full_wait, stall_threshold and spin_before_sleep must not be negative");
+  if (negative(options_.full_wait) || negative(options_.stall_threshold)) {
+    throw InvalidArgument("full_wait and stall_threshold must not be negative");
+  }
+  if (negative(options_.spin_before_sleep) || options_.spin_before_sleep > kMaxSpinBeforeSleep) {
+    throw InvalidArgument("spin_before_sleep must be 0 to 10 ms: the loop thread spins that long between batches, and "
+                          "its timers wait meanwhile");
   }
   check_thread_options(options_);
   check_backend(io_);
+  static const bool fork_handlers = [] {
+    ::pthread_atfork(lock_registry_for_fork, unlock_registry_after_fork, orphan_loops_in_fork_child);
+    return true;
+  }();
+  (void)fork_handlers;
   std::lock_guard lock(g_registry_mutex);
   next_live_ = g_registry_head;
   if (g_registry_head) g_registry_head->prev_live_ = this;
@@ -656,8 +680,35 @@ void LoopCore::reject_at_call(TaskBase& task) noexcept {
   if (!task.claim_refusal()) return;  // its stop token cancelled it already
   task.drop_function();
   if (task.kind() != TaskKind::detached) {
-    task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopped")));
+    task.settle_exception(std::make_exception_ptr(LoopStopped(forked_away() ? kForkedAway : "submission refused: the loop is stopped")));
   }
+}
+
+void LoopCore::orphan_in_fork_child() noexcept {
+  // A loop never started has no thread to miss: the child may start it.
+  if (lifecycle() == Lifecycle::created) return;
+  forked_away_.store(true, std::memory_order_relaxed);
+  lifecycle_.store(Lifecycle::stopped, std::memory_order_release);
+  // Lock-free: every push fails from now on, so nothing in the child reaches the loop's
+  // io_context, whose locks a parent thread may have held at the fork.
+  (void)queue_.close();
+}
+
+void LoopCore::check_not_forked_away() const {
+  if (forked_away()) throw LoopStopped(kForkedAway);
+}
+
+ShutdownReport LoopCore::report_in_fork_child() const noexcept {
+  // The latch mutex may have been held by a thread of the parent: counts only.
+  ShutdownReport r;
+  r.submitted = submitted_.load(std::memory_order_relaxed);
+  r.completed = completed_.load(std::memory_order_relaxed);
+  r.failed = failed_.load(std::memory_order_relaxed);
+  r.cancelled = cancelled_.load(std::memory_order_relaxed);
+  r.abandoned = abandoned_count_.load(std::memory_order_relaxed);
+  r.rejected = rejected_.load(std::memory_order_relaxed);
+  r.joined = false;
+  return r;
 }
 
 Ref<CancelAllState> LoopCore::cancel_all() {
@@ -1064,6 +1115,7 @@ void LoopCore::mark_start_failed_before_thread() noexcept {
 }
 
 void LoopCore::request_stop(const StopOptions& options) noexcept {
+  if (forked_away()) return;  // stopped here already; its latch may be held by a parent thread
   {
     // The options are in place before anyone sees the request (stop_budget(), the loop).
     std::lock_guard lock(latch_mutex_);

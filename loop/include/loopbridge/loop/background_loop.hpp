@@ -170,6 +170,8 @@ private:
   /// For the host thread that claimed the ending of a loop whose thread never came to be:
   /// marks it stopped and settles what was submitted meanwhile.
   void end_without_thread();
+  /// In a fork() child: lets go of the parent's thread without touching it.
+  void forget_thread_after_fork() noexcept;
   ShutdownReport final_report(bool joined) const;
 
   // Guards the fields below. Held only to read or change them, never across a wait (for

@@ -84,7 +84,9 @@ struct LoopOptions {
   /// spins for up to this long before it sleeps, and the loop thread, after a batch of
   /// commands, spins as long for the next one before it goes back to its other work and,
   /// when idle, to sleep. Trades CPU for latency: a sleeping wake across CPUs costs tens
-  /// of microseconds. Leave it off on machines with fewer cores than busy threads.
+  /// of microseconds. Leave it off on machines with fewer cores than busy threads. At most
+  /// 10 ms (the loop's timers wait while it spins); the constructor throws InvalidArgument
+  /// for a negative value or a larger one.
   std::chrono::nanoseconds spin_before_sleep{0};
   /// The most threads the loop's pool for blocking work (to_thread) starts, on demand.
   std::size_t worker_threads = 4;

@@ -83,8 +83,12 @@ public:
   /// True once the task has settled. Never blocks.
   bool ready() const { return checked().ready(); }
 
-  /// Blocks until the task settles. Throws DeadlockError on a loop thread.
-  void wait() const { checked().wait(spin_); }
+  /// Blocks until the task settles. Throws DeadlockError on a loop thread; LoopStopped in a
+  /// fork() child for a task of a loop its parent started (that loop's thread is not here).
+  void wait() const {
+    check_may_wait();
+    checked().wait(spin_);
+  }
 
   /// Blocks until the task settles or `timeout` passes; never cancels anything. A timeout
   /// too large for the clock (`seconds::max()`, say) waits without limit.
@@ -92,6 +96,7 @@ public:
   template <class Rep, class Period>
   std::future_status wait_for(std::chrono::duration<Rep, Period> timeout) const {
     if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_for timeout");
+    check_may_wait();
     return checked().wait_until(detail::deadline_after(timeout), spin_) ? std::future_status::ready
                                                                         : std::future_status::timeout;
   }
@@ -225,6 +230,12 @@ private:
     detail::TypedState<T>& state = checked();
     taken_ = true;
     return state.take();
+  }
+
+  void check_may_wait() const {
+    if (detail::g_forked_child.load(std::memory_order_relaxed) && !checked().ready()) {
+      detail::check_loop_not_forked_away(loop_.get());
+    }
   }
 
   void drop_unread() noexcept {

@@ -342,6 +342,21 @@ public:
   std::uint64_t serial() const noexcept { return serial_; }
   /// Every loop not yet stopped, in creation order.
   static std::vector<Ref<LoopCore>> live();
+  LoopCore* next_in_registry() const noexcept { return next_live_; }
+
+  // ---- fork() ----
+  static constexpr const char* kForkedAway =
+      "the loop's thread is in the parent process: this process is a fork() child of the one that started it";
+  /// In a fork() child: the loop's thread was not copied, so the loop is stopped here and
+  /// every call that would wait for it fails at once. Lock-free (runs in the child's
+  /// pthread_atfork handler).
+  void orphan_in_fork_child() noexcept;
+  /// True in a fork() child for a loop the parent had started.
+  bool forked_away() const noexcept { return forked_away_.load(std::memory_order_relaxed); }
+  /// LoopStopped in a fork() child for a loop the parent had started.
+  void check_not_forked_away() const;
+  /// The counts, without taking a lock (which a thread of the parent may have held).
+  ShutdownReport report_in_fork_child() const noexcept;
   IoBackend backend() const noexcept;
   BackgroundLoop* owner() const noexcept { return owner_.load(std::memory_order_acquire); }
   void set_owner(BackgroundLoop* owner) noexcept { owner_.store(owner, std::memory_order_release); }
@@ -637,6 +652,7 @@ private:
 
   StopCommand stop_command_;
   std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> forked_away_{false};
   // From begin_start() until the start sequence has ended (succeeded or failed).
   std::atomic<bool> start_pending_{false};
 
@@ -659,6 +675,8 @@ private:
   // The memory of the one wake-up (drain handler) that may be pending in io_ at a time, so
   // that waking the loop never allocates. See wake().
   static constexpr std::size_t kWakeSlotSize = 128;
+  // LoopOptions::spin_before_sleep's limit: the loop's own timers wait while it spins.
+  static constexpr std::chrono::milliseconds kMaxSpinBeforeSleep{10};
   // ShutdownReport::abandoned_tasks lists at most this many (abandoned counts them all).
   static constexpr std::size_t kListedAbandonedTasks = 1000;
   // Commands one drain runs before it lets the io_context's other work in.

@@ -43,6 +43,13 @@ bool spin_until(Done done, std::chrono::nanoseconds limit) {
 /// wait on the very thread that has to make progress.
 void check_may_block(const char* what);
 
+/// Set in a process made by fork() from one that had created a loop (in the child's
+/// pthread_atfork handler): from then on a blocking wait first checks that its loop has a
+/// thread in this process.
+inline std::atomic<bool> g_forked_child{false};
+/// LoopStopped when `loop` (a LoopCore) was started by the parent of this fork() child.
+void check_loop_not_forked_away(const RefCounted* loop);
+
 /// The settle-once part of a task's shared state: a futex-backed "done" word that host
 /// threads can block on with or without a deadline, and one continuation slot for waiters
 /// that must not block (coroutines on another loop, future adapters).
