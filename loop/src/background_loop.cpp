@@ -145,8 +145,10 @@ void BackgroundLoop::start() {
     std::rethrow_exception(failed);
   }
   if (started) return;
+  // Held while waiting: the thread may end (and let go of the loop) before this call returns.
+  const detail::Ref<detail::LoopCore> keep = detail::Ref<detail::LoopCore>::share(&loop);
   try {
-    loop.wait_started();
+    keep->wait_started();
   } catch (...) {
     // The thread has ended (a failed start ends it before the error is given out).
     end_thread(std::chrono::steady_clock::time_point::max());
