@@ -8,6 +8,7 @@
 #include <optional>
 #include <pthread.h>
 #include <thread>
+#include <vector>
 
 namespace loopbridge {
 namespace {
@@ -26,6 +27,8 @@ struct DefaultLoop {
   // the stopped one, whose submissions settle LoopStopped.
   bool exited = false;
   std::optional<LoopHandle> stopped_at_exit;
+  // A loop let go at exit on a thread that could not join it: alive (and reachable) for good.
+  std::vector<std::unique_ptr<BackgroundLoop>> let_go_at_exit;
 };
 
 DefaultLoop& state();
@@ -55,14 +58,30 @@ std::unique_ptr<BackgroundLoop> make_default() {
   return std::make_unique<BackgroundLoop>(LoopOptions{.name = "lb-default"});
 }
 
+}  // namespace
+
+namespace detail {
+struct DefaultLoopAccess {
+  static void let_go_at_exit(BackgroundLoop& loop) noexcept { loop.let_go_at_exit(); }
+};
+}  // namespace detail
+
+namespace {
+
 /// Stops a loop that is no longer the default, on a thread that may be a loop thread.
 void stop_released(std::unique_ptr<BackgroundLoop> loop) noexcept {
   if (!loop) return;
-  if (detail::this_thread_core() != nullptr) {
-    // exit() called from a loop thread: joining here would wait on ourselves (or on a loop
-    // that may wait on us). Ask for the stop and let the process end around it.
-    loop->request_stop();
-    (void)loop.release();
+  if (detail::this_thread_core() != nullptr || detail::this_thread_work_owner() != nullptr) {
+    // exit() called from a loop thread (or a worker): joining here would wait on ourselves,
+    // or on a loop that may wait on us. Ask for the stop and let the process end around it.
+    detail::DefaultLoopAccess::let_go_at_exit(*loop);
+    DefaultLoop& s = state();
+    std::lock_guard lock(s.mutex);
+    try {
+      s.let_go_at_exit.push_back(std::move(loop));
+    } catch (...) {
+      (void)loop.release();  // out of memory: never destroyed either
+    }
     return;
   }
   loop.reset();  // the destructor stops with its own deadlines and joins

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <sstream>
 #include <utility>
+#include <vector>
 
 namespace loopbridge {
 namespace {
@@ -202,9 +203,7 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
     report.joined = false;
     return report;
   }
-  if (detail::this_thread_core() != nullptr) {
-    throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
-  }
+  // A loop with no thread to join (never started, or ended already) stops anywhere.
   bool never_started = false;
   {
     std::lock_guard lock(lifecycle_mutex_);
@@ -215,6 +214,9 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
   if (never_started) {
     end_without_thread();
     return final_report(true);
+  }
+  if (detail::this_thread_core() != nullptr) {
+    throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
   }
   // The budget is read before the request: a stop during the start also waits for the start.
   const auto budget = detail::saturating_add(loop.stop_budget(options), kJoinMargin);
@@ -257,12 +259,21 @@ bool BackgroundLoop::end_thread(std::chrono::steady_clock::time_point deadline) 
 void BackgroundLoop::forget_thread_after_fork() noexcept {
   // The thread object names a thread of the parent: neither joined nor detached here (nor
   // destroyed joinable, which would terminate). No lock: a parent thread may have held it.
-  if (thread_.joinable()) {
-    try {
-      new boost::thread(std::move(thread_));  // kept for good, on purpose
-    } catch (...) {
-    }
+  if (!thread_.joinable()) return;
+  // Kept for good, on purpose, where leak checkers see it held.
+  static auto* kept = new std::vector<boost::thread>();
+  try {
+    kept->push_back(std::move(thread_));
+  } catch (...) {
+    (void)new boost::thread(std::move(thread_));  // out of memory: unreachable, but never destroyed joinable
   }
+}
+
+void BackgroundLoop::let_go_at_exit() noexcept {
+  detail::LoopCore& loop = core();
+  loop.request_stop(loop.destructor_stop());
+  std::lock_guard lock(lifecycle_mutex_);
+  if (!std::exchange(ending_claimed_, true) && thread_.joinable()) thread_.detach();
 }
 
 void BackgroundLoop::end_without_thread() {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the reliability suite and rewrites docs/reliability.md from what it measured:
-# the reliability tests under each preset (and loop_tests and bridge_tests in dev, for the
-# misuse catalogue; loop_tests in uring, for the backend's defects), the soak, the lifetime
-# test under valgrind, and the fuzz harnesses.
+# the reliability tests and the exit-time programs under each preset (and loop_tests and
+# bridge_tests in dev, for the misuse catalogue; loop_tests in uring, for the backend's
+# defects), the backlog test at full size in the release build, the soak, the lifetime test
+# under valgrind, and the fuzz harnesses.
 # Failing tests do not stop the run: they are what the report is for.
 # Usage: bash tests/reliability/report.sh [--soak-minutes N] [--fuzz-seconds N]
 #                                         [--presets "dev uring asan tsan"] [--no-valgrind]
@@ -46,20 +47,21 @@ executable_of() {  # preset, ctest name prefix -> path
 
 for preset in "${presets[@]}"; do
   echo "=== report: ${preset}"
-  targets=(reliability_tests alloc_failure_tests)
-  regex='^(reliability_tests|alloc_failure_tests):'
+  targets=(reliability_tests alloc_failure_tests exit_scenarios exit_cases)
+  regex='^(reliability_tests|alloc_failure_tests|exit):'
   if [[ "$preset" == dev ]]; then
     targets+=(loop_tests bridge_tests)
-    regex='^(reliability_tests|alloc_failure_tests|loop_tests|bridge_tests):'
+    regex='^(reliability_tests|alloc_failure_tests|exit|loop_tests|bridge_tests):'
   elif [[ "$preset" == uring ]]; then  # the backend's own defects are reproduced by loop_tests
     targets+=(loop_tests)
-    regex='^(reliability_tests|alloc_failure_tests|loop_tests):'
+    regex='^(reliability_tests|alloc_failure_tests|exit|loop_tests):'
   fi
   cmake --preset "$preset" > /dev/null &&
     cmake --build --preset "$preset" --target "${targets[@]}" > "$out/build-$preset.log" 2>&1 ||
     { echo "build failed, see $out/build-$preset.log"; echo "$preset|(build)|Failed" >> "$results"; continue; }
   LOOPBRIDGE_RELIABILITY_LOG="$PWD/$out/figures-$preset.txt" \
-    ctest --preset "$preset" -R "$regex" --timeout 120 > "$out/ctest-$preset.log" 2>&1
+    LOOPBRIDGE_REENTRANCY_TABLE="$PWD/$out/reentrancy-$preset.txt" \
+    ctest --preset "$preset" -R "$regex" --timeout 300 > "$out/ctest-$preset.log" 2>&1
   # "  3/25 Test #12: reliability_tests: name ....   Passed    0.13 sec"
   sed -nE 's/^ *[0-9]+\/[0-9]+ Test +#[0-9]+: (.*[^ ]) \.+ *(\*\*\*)?([A-Za-z]+).*/\1|\3/p' "$out/ctest-$preset.log" |
     sed -E 's/^([a-z_]+):([^ ])/\1: \2/' | sed "s/^/$preset|/" >> "$results"
@@ -73,6 +75,18 @@ for preset in "${presets[@]}"; do
     } >> "$out/failures-$preset.txt"
   done
 done
+
+# ---------------------------------------------------------------- backlog, full size
+
+echo "=== report: backlog at stop, release build"
+if cmake --preset release > /dev/null &&
+  cmake --build --preset release --target reliability_tests > "$out/build-release.log" 2>&1; then
+  LOOPBRIDGE_RELIABILITY_LOG="$PWD/$out/figures-release.txt" \
+    timeout 600 build/release/tests/reliability/reliability_tests "[backlog]" > "$out/backlog-release.log" 2>&1
+  echo "backlog|$?" >> "$out/status.txt"
+else
+  echo "backlog|build" >> "$out/status.txt"
+fi
 
 # ---------------------------------------------------------------- soak, valgrind, fuzz
 
@@ -246,6 +260,61 @@ mkdir -p "$block"
       "LeakSanitizer runs at the exit of every test process in the asan preset."
   fi
 } > "$block/LIFETIME"
+
+{
+  echo "### The re-entrancy matrix"
+  echo
+  table="$out/reentrancy-${presets[0]}.txt"
+  if [[ -f "$table" ]]; then
+    echo "Each cell: what the call did when made from that context on the loop (pool, default loop)"
+    echo "whose code it runs in; \`ok\` is a call that worked. Measured in the ${presets[0]} build; the"
+    echo "other builds check the same table (see the sanitizer builds below)."
+    echo
+    awk -F'|' '
+      !($1 in seen_context) { seen_context[$1] = 1; contexts[++nc] = $1 }
+      !($2 in seen_call) { seen_call[$2] = 1; calls[++nk] = $2 }
+      { cell[$2 "|" $1] = $3 }
+      END {
+        line = "| call |"; rule = "|---|"
+        for (c = 1; c <= nc; ++c) { line = line " " contexts[c] " |"; rule = rule "---|" }
+        print line; print rule
+        for (k = 1; k <= nk; ++k) {
+          line = "| `" calls[k] "` |"
+          for (c = 1; c <= nc; ++c) line = line " " cell[calls[k] "|" contexts[c]] " |"
+          print line
+        }
+      }' "$table"
+  else
+    echo "(not run)"
+  fi
+} > "$block/REENTRANCY"
+
+{
+  echo "### Backlog at stop"
+  echo
+  echo "A stop behind N queued coroutines (none may start: each settles cancelled), and a stop of N"
+  echo "started coroutines parked on timers (cancelled 1,024 at a time; what the 2 s cancel deadline"
+  echo "leaves is abandoned). Every handle settled and the report added up at each size."
+  echo
+  echo "| build | N | stop behind N queued, ms | stop of N parked, ms | of those, abandoned |"
+  echo "|---|---|---|---|---|"
+  for build in release "${presets[@]}"; do
+    f="$out/figures-$build.txt"
+    [[ -f "$f" ]] || continue
+    for size in $(awk -F'|' '$1 == "backlog" && $2 ~ /^queued [0-9]+:/ { split($2, w, "[ :]"); print w[2] }' "$f" | sort -n -u); do
+      echo "| $build | $size | $(figure "$f" backlog "queued $size: stop, ms") | $(figure "$f" backlog "parked $size: stop, ms")" \
+        "| $(figure "$f" backlog "parked $size: abandoned") |"
+    done
+  done
+  if [[ "$(status_of backlog)" != "" && "$(status_of backlog)" != 0 ]]; then
+    echo
+    echo "The release backlog run **failed** (status $(status_of backlog)):"
+    echo
+    echo '```'
+    tail -n 15 "$out/backlog-release.log"
+    echo '```'
+  fi
+} > "$block/BACKLOG"
 
 {
   echo "### Sanitizer builds"

@@ -17,6 +17,10 @@
 
 namespace loopbridge {
 
+namespace detail {
+struct DefaultLoopAccess;
+}
+
 /// A lifecycle hook: a coroutine run on the loop thread (Quart's before_serving /
 /// after_serving).
 using Hook = std::function<boost::asio::awaitable<void>()>;
@@ -57,8 +61,8 @@ public:
   /// Creates the loop and its own io_context; nothing runs until start().
   /**
    * @par Throws
-   * InvalidArgument for a bad name, a negative deadline, a CPU that does not exist or a
-   * stack size out of range; BackendUnavailable when the kernel refuses the I/O backend
+   * InvalidArgument for a bad name, a negative duration (or a start_timeout of zero, or a
+   * spin_before_sleep above 10 ms), a CPU that does not exist or a stack size out of range; BackendUnavailable when the kernel refuses the I/O backend
    * loopbridge was built for (io_uring in a container that blocks it).
    */
   explicit BackgroundLoop(LoopOptions options = {});
@@ -172,6 +176,10 @@ private:
   void end_without_thread();
   /// In a fork() child: lets go of the parent's thread without touching it.
   void forget_thread_after_fork() noexcept;
+  /// At exit, on a thread that must not join (a loop thread called exit()): requests the
+  /// stop and detaches the thread, without reporting a misuse. The object stays alive.
+  void let_go_at_exit() noexcept;
+  friend struct detail::DefaultLoopAccess;
   ShutdownReport final_report(bool joined) const;
 
   // Guards the fields below. Held only to read or change them, never across a wait (for

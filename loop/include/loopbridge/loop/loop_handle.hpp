@@ -161,6 +161,8 @@ public:
   /// Asks the loop to stop with `options`, without waiting (asyncio's loop.stop()): from
   /// any thread, the loop's own included. The owner's stop() or destructor still joins the
   /// thread; a later stop() returns this stop's report. Ignored once a stop was requested.
+  /// @par Throws
+  /// InvalidArgument for a negative deadline in `options` (nothing is requested then).
   void request_stop(StopOptions options = {}) const;
 
   /// Waits until the loop has stopped (every handle settled, its thread finished), up to

@@ -59,7 +59,8 @@ public:
   void start();
 
   /// Stops every loop at once (each with `options`) and joins them; returns the sum of
-  /// their reports (durations: the longest; joined: all of them).
+  /// their reports (durations: the longest; joined: all of them). Throws DeadlockError on a
+  /// loop thread and InvalidArgument for a negative deadline, before any loop is touched.
   ShutdownReport stop(StopOptions options = {});
 
   /// Cancels every task in flight on every loop and waits (up to `timeout`; 10 s if none is

@@ -76,7 +76,7 @@ struct LoopOptions {
   /// bytes (the Linux limit), no NUL.
   std::string name = "loopbridge";
   /// How long the on_start hooks may take, all together, before start() cancels them and
-  /// throws Timeout.
+  /// throws Timeout. Must be positive.
   std::chrono::nanoseconds start_timeout{std::chrono::seconds(30)};
   /// The deadlines the destructor stops with.
   StopOptions destructor_stop{};
