@@ -1,4 +1,5 @@
 #include <loopbridge/bridge/run.hpp>
+#include <loopbridge/bridge/to_thread.hpp>
 
 #include <loopbridge/loop/background_loop.hpp>
 
@@ -10,6 +11,7 @@
 
 #include <limits>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace asio = boost::asio;
@@ -248,4 +250,69 @@ TEST_CASE("a thread_local destructor that outlives the thread's loopbridge state
     CHECK(run(loop, [] { return 1; }, 5s) == 1);
   }).join();
   CHECK(result == 8);
+}
+
+TEST_CASE("run waits for a task that ignores its cancellation and reports it once", "[bridge][run][cancel]") {
+  std::atomic<int> warnings{0};
+  LoopOptions options{.name = "lb-run-stubborn"};
+  options.error_handler = [&](std::exception_ptr error, std::string_view) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const Timeout&) {
+      ++warnings;
+    } catch (...) {
+    }
+  };
+  BackgroundLoop loop(options);
+  loop.start();
+  // The caller's local, used by reference until the very end of the slow legacy call.
+  std::string written_by_the_call;
+  const auto began = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(loopbridge::run(
+                      loop,
+                      [&]() -> asio::awaitable<void> {
+                        auto slow = to_thread([&] {
+                          std::this_thread::sleep_for(600ms);  // a legacy call that cannot be stopped
+                          written_by_the_call = "done";
+                        });
+                        co_await std::move(slow);
+                      },
+                      20ms, {.unwind_warning = 100ms, .name = "stubborn"}),
+                  Timeout);
+  CHECK(std::chrono::steady_clock::now() - began >= 550ms);  // run returned only once the call had
+  CHECK(written_by_the_call == "done");
+  CHECK(warnings == 1);
+}
+
+TEST_CASE("run waits for what the stop left of its task before it rethrows the stop's error", "[bridge][run][stop]") {
+  BackgroundLoop loop({.name = "lb-run-stopped"});
+  loop.start();
+  Gate entered;
+  std::atomic<bool> call_returned{false};
+  std::atomic<bool> run_saw_it{false};
+  std::thread caller([&] {
+    std::string written_by_the_call;  // used by reference by the worker, after the stop
+    try {
+      loopbridge::run(
+          loop,
+          [&]() -> asio::awaitable<void> {
+            auto slow = to_thread([&] {
+              entered.open();
+              std::this_thread::sleep_for(400ms);
+              written_by_the_call = "done";
+              call_returned = true;
+            });
+            co_await std::move(slow);
+          },
+          10s);
+    } catch (const TaskAbandoned&) {
+      run_saw_it = call_returned.load();
+    }
+  });
+  REQUIRE(entered.wait());
+  // The task waits for its function, which ignores the cancel: abandoned at the deadline.
+  ShutdownReport report = loop.stop({.cancel_timeout = 50ms});
+  caller.join();
+  CHECK(report.abandoned == 1);
+  CHECK(run_saw_it);
 }

@@ -258,3 +258,28 @@ TEST_CASE("stop from one of the loop's own to_thread workers requests the stop a
   CHECK(loop.stop().joined);
   CHECK(std::chrono::steady_clock::now() - t0 < 2s);
 }
+
+TEST_CASE("a stop's reported duration includes its wait for the to_thread functions still running",
+          "[bridge][to_thread][stop]") {
+  BackgroundLoop loop({.name = "lb-duration"});
+  loop.start();
+  Gate entered;
+  auto task = loop.submit([&]() -> asio::awaitable<void> {
+    // The coroutine lets go of the function when cancelled; the stop still waits for it.
+    auto offload = to_thread(
+        [&] {
+          entered.open();
+          std::this_thread::sleep_for(300ms);
+        },
+        {.abandon_on_cancel = true});
+    co_await std::move(offload);
+  });
+  REQUIRE(entered.wait());
+  const auto began = std::chrono::steady_clock::now();
+  ShutdownReport report = loop.stop();
+  const auto took = std::chrono::steady_clock::now() - began;
+  CHECK(report.joined);
+  CHECK(report.abandoned_workers == 0);
+  CHECK(report.duration >= 250ms);
+  CHECK(report.duration <= took);
+}

@@ -430,3 +430,87 @@ TEST_CASE("cancel_and_wait with a NaN timeout is refused before cancelling", "[l
   CHECK_FALSE(task.ready());
   CHECK(task.cancel_and_wait(std::chrono::seconds(5)) == std::future_status::ready);
 }
+
+TEST_CASE("an error other than operation_aborted thrown while cancelled reaches the error handler",
+          "[loop][cancel][errors]") {
+  // A connection reset or an I/O error met while unwinding is the task's own error, not the
+  // cancellation: it must not be dropped with it.
+  std::mutex mutex;
+  std::vector<std::string> reported;
+  LoopOptions options{.name = "lb-cancel-err"};
+  options.error_handler = [&](std::exception_ptr error, std::string_view) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      std::lock_guard lock(mutex);
+      reported.emplace_back(e.what());
+    }
+  };
+  BackgroundLoop loop(options);
+  loop.start();
+  const boost::system::error_code errors[] = {asio::error::connection_reset, asio::error::operation_aborted,
+                                              make_error_code(boost::system::errc::io_error)};
+  for (const auto& thrown : errors) {
+    auto task = loop.submit([thrown]() -> asio::awaitable<void> {
+      try {
+        co_await sleep_for(std::chrono::hours(1));
+      } catch (const boost::system::system_error&) {
+      }
+      throw boost::system::system_error(thrown);  // what the unwinding met
+    });
+    REQUIRE(eventually([&] { return loop.stats().running == 1; }));
+    task.cancel();
+    require_settles(task);
+    CHECK_THROWS_AS(task.get(), TaskCancelled);
+  }
+  std::lock_guard lock(mutex);
+  REQUIRE(reported.size() == 2);  // operation_aborted is the cancellation itself
+  CHECK(reported[0].find(asio::error::make_error_code(asio::error::connection_reset).message()) != std::string::npos);
+}
+
+TEST_CASE("a second cancel of a queued task returns once the first has settled it", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-two"});
+  loop.start();
+  LoopBlocker blocker(loop);
+  Gate destroying;
+  struct SlowToDestroy {
+    Gate* destroying;
+    bool armed = true;
+    explicit SlowToDestroy(Gate* gate) : destroying(gate) {}
+    SlowToDestroy(SlowToDestroy&& other) noexcept : destroying(other.destroying) { other.armed = false; }
+    ~SlowToDestroy() {
+      if (!armed) return;
+      destroying->open();
+      std::this_thread::sleep_for(200ms);  // the callable takes its time to go
+    }
+  };
+  auto queued = loop.submit([slow = SlowToDestroy(&destroying)] {});
+  std::atomic<bool> first_cancelled{false};
+  std::thread first([&] { first_cancelled = queued.cancel(); });
+  REQUIRE(destroying.wait());
+  CHECK(queued.cancel());  // the first cancel is still destroying the callable
+  CHECK(queued.ready());   // and it has settled the task before this one returned
+  first.join();
+  CHECK(first_cancelled);
+  CHECK_THROWS_AS(queued.get(), TaskCancelled);
+}
+
+TEST_CASE("a capture whose destructor cancels its own task does not wait for itself", "[loop][cancel]") {
+  BackgroundLoop loop({.name = "lb-cancel-self"});
+  loop.start();
+  LoopBlocker blocker(loop);
+  TaskHandle<void> queued;
+  struct CancelsItsTask {
+    TaskHandle<void>* task;
+    bool armed = true;
+    explicit CancelsItsTask(TaskHandle<void>* t) : task(t) {}
+    CancelsItsTask(CancelsItsTask&& other) noexcept : task(other.task) { other.armed = false; }
+    ~CancelsItsTask() {
+      if (armed) CHECK(task->cancel());  // inside the cancel that destroys it: returns at once
+    }
+  };
+  queued = loop.submit([capture = CancelsItsTask(&queued)] {});
+  CHECK(queued.cancel());
+  CHECK(queued.ready());
+  CHECK_THROWS_AS(queued.get(), TaskCancelled);
+}

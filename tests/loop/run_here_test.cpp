@@ -195,3 +195,20 @@ TEST_CASE("run_here drives a borrowed io_context on the calling thread", "[loop]
   CHECK(reply == "served by " + this_thread_name());
   CHECK(io.stopped());
 }
+
+TEST_CASE("a stop from another thread during run_here's on_start hooks waits for the start and joins",
+          "[loop][run-here][stop]") {
+  // The stop's budget counts the start it waits for, though the stop moves the loop's state.
+  BackgroundLoop loop({.name = "lb-here-slow"});
+  Gate hook_entered;
+  loop.on_start([&]() -> asio::awaitable<void> {
+    hook_entered.open();
+    co_await sleep_for(3s);  // longer than the stop's own deadlines and margin
+  });
+  std::thread runner([&] { (void)loop.run_here(); });
+  REQUIRE(hook_entered.wait());
+  ShutdownReport report = loop.stop({.cancel_timeout = 100ms, .hook_timeout = 100ms});
+  CHECK(report.joined);
+  runner.join();
+  CHECK(loop.unhandled_errors() == 0);  // no "did not end within the stop's deadlines"
+}
