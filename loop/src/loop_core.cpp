@@ -939,8 +939,10 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   if (task.cancel_delivered) {
     if (error && !is_cancellation(error)) report_error(error, "task failed while being cancelled");
     if (!hook) bump(cancelled_);
-    verdict = std::make_exception_ptr(
-        TaskCancelled(task.cancel_cause, std::string("task cancelled by ") + to_string(task.cancel_cause) + " while it ran"));
+    verdict = shared_error(cancelled_while_running_[static_cast<std::size_t>(task.cancel_cause)], [&] {
+      return TaskCancelled(task.cancel_cause, std::string("task cancelled by ") + to_string(task.cancel_cause) +
+                                                  " while it ran");
+    });
   } else if (error) {
     if (task.kind() == TaskKind::detached) report_error(error, "posted task");
     task.failed_own = true;
@@ -999,15 +1001,9 @@ void LoopCore::cancel_queued_at_stop(TaskBase& task) noexcept {
   task.drop_function();
   bump(cancelled_);
   if (task.kind() == TaskKind::detached) return;  // a posted coroutine: nobody waits on it
-  if (!cancelled_at_stop_) {
-    try {
-      cancelled_at_stop_ = std::make_exception_ptr(
-          TaskCancelled(CancelCause::stop, "task cancelled by the loop's stop before it started"));
-    } catch (...) {
-      cancelled_at_stop_ = std::current_exception();  // out of memory: bad_alloc tells as much
-    }
-  }
-  task.settle_exception(cancelled_at_stop_);
+  task.settle_exception(shared_error(cancelled_at_stop_, [] {
+    return TaskCancelled(CancelCause::stop, "task cancelled by the loop's stop before it started");
+  }));
 }
 
 void LoopCore::cancelled_before_start(TaskBase& task) noexcept {
@@ -1039,11 +1035,16 @@ void LoopCore::notify_progress() noexcept {
 
 void LoopCore::abandon_remaining(bool dropped) noexcept {
   const auto now = Clock::now();
-  // One exception for every dropped task: a stop may drop tens of thousands.
-  const std::exception_ptr dropped_error =
-      dropped ? std::make_exception_ptr(TaskCancelled(
-                    CancelCause::stop, "task dropped by the loop's stop: its frame was destroyed without resuming"))
-              : nullptr;
+  const std::exception_ptr error =
+      dropped ? shared_error(dropped_at_stop_,
+                             [] {
+                               return TaskCancelled(CancelCause::stop,
+                                                    "task dropped by the loop's stop: its frame was destroyed "
+                                                    "without resuming");
+                             })
+              : shared_error(abandoned_at_stop_, [] {
+                  return TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline");
+                });
   std::vector<TaskInfo> listed;
   while (TaskBase* task = in_flight_head_) {
     running_delta(-1);
@@ -1070,10 +1071,7 @@ void LoopCore::abandon_remaining(bool dropped) noexcept {
     task->left_by_stop = true;
     // A borrowed io_context's owner resumes what the loop left there, to its end.
     task->given_up = owned_io_.has_value();
-    task->settle_exception(
-        dropped ? dropped_error
-                : std::make_exception_ptr(
-                      TaskAbandoned("task abandoned: it did not finish unwinding before the stop's cancel deadline")));
+    task->settle_exception(error);
     task_left(*task);
   }
   if (!listed.empty()) {
@@ -1157,6 +1155,10 @@ std::chrono::nanoseconds LoopCore::stop_budget(const StopOptions& options) const
     return budget;
   };
   std::chrono::nanoseconds budget = phases(stop);
+  // After the deadlines the thread still destroys what it gave up (frames, callables).
+  const std::uint64_t in_flight = queued() + running_.load(std::memory_order_relaxed);
+  budget = saturating_add(budget, std::chrono::nanoseconds(kTeardownPerTask.count() * static_cast<std::int64_t>(
+                                                                std::min<std::uint64_t>(in_flight, 1'000'000'000))));
   if (start_pending_.load(std::memory_order_acquire)) {
     // The stop waits for the start to end; a start that fails instead undoes itself with the
     // destructor's deadlines.

@@ -156,7 +156,8 @@ public:
    *
    * @par Blocking
    * Up to the options' deadlines (hooks, drain, cancel; to_thread functions get what is
-   * left of the cancel deadline); never longer. A stop during start() (its on_start hooks)
+   * left of the cancel deadline) plus a margin for the thread's teardown (2 s, and 1 s per
+   * million tasks in flight); never longer. A stop during start() (its on_start hooks)
    * first waits for the start, up to LoopOptions::start_timeout.
    * @par Throws
    * DeadlockError on another loop's thread; InvalidArgument for a negative deadline.

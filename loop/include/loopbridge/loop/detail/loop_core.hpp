@@ -555,6 +555,18 @@ private:
   /// Host thread: waits for a latch flag, spinning briefly first (the loop thread usually
   /// gets there within microseconds, and a sleeping wake costs tens of them).
   bool wait_latch(const std::atomic<bool>& flag, std::chrono::steady_clock::time_point deadline);
+  /// `slot`'s error, made by `make` the first time (out of memory: the bad_alloc, shared too).
+  template <class Make>
+  static const std::exception_ptr& shared_error(std::exception_ptr& slot, Make make) noexcept {
+    if (!slot) {
+      try {
+        slot = std::make_exception_ptr(make());
+      } catch (...) {
+        slot = std::current_exception();
+      }
+    }
+    return slot;
+  }
   /// Closes the queue and settles (discards) what was left in it.
   void close_queue() noexcept;
   /// The next batch of commands: what is left of the last one, or all that was queued since.
@@ -614,8 +626,12 @@ private:
   bool stop_drains_queued_work_ = false;
   // The stop has begun to cancel: queued work is refused from now on.
   bool stop_cancelling_ = false;
-  // Shared by every task the stop cancels before it started: one exception for them all.
-  std::exception_ptr cancelled_at_stop_;
+  // The errors the loop settles many tasks with, each made once and shared by all of them:
+  // a stop may settle millions, and each make_exception_ptr allocates and formats a message.
+  std::exception_ptr cancelled_at_stop_;  // queued, never started
+  std::array<std::exception_ptr, 5> cancelled_while_running_;  // by CancelCause
+  std::exception_ptr dropped_at_stop_;
+  std::exception_ptr abandoned_at_stop_;
   // What is left of a batch of commands, oldest first: one drain runs a bounded number of
   // commands, so that timers (the stop's deadlines among them) and completions get their
   // turn between the parts of a huge batch.
@@ -677,6 +693,8 @@ private:
   static constexpr std::size_t kWakeSlotSize = 128;
   // LoopOptions::spin_before_sleep's limit: the loop's own timers wait while it spins.
   static constexpr std::chrono::milliseconds kMaxSpinBeforeSleep{10};
+  // What a stop's budget allows, past its deadlines, for destroying each task in flight.
+  static constexpr std::chrono::nanoseconds kTeardownPerTask{1000};
   // ShutdownReport::abandoned_tasks lists at most this many (abandoned counts them all).
   static constexpr std::size_t kListedAbandonedTasks = 1000;
   // Commands one drain runs before it lets the io_context's other work in.

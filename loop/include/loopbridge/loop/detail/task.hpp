@@ -219,8 +219,6 @@ protected:
     }
   }
 
-public:
-
 private:
   // The callable's captures are destroyed on the loop thread before the result is published,
   // so a host that sees the result also sees them gone.
@@ -237,7 +235,7 @@ private:
         if constexpr (std::is_void_v<T>) {
           this->set_value();
         } else {
-          this->set_value(std::move(*value));
+          this->set_value(std::move(value).value());  // a verdict without an error has a value
         }
       } catch (...) {
         core().recount_completed_as_failed();  // moving the value into the state threw
