@@ -1,5 +1,8 @@
 #include <loopbridge/bridge/default_loop.hpp>
 
+#include "loop_core.hpp"
+#include "thread_roles.hpp"
+
 #include <loopbridge/loop/detail/task_state.hpp>
 
 #include <condition_variable>
@@ -58,23 +61,13 @@ std::unique_ptr<BackgroundLoop> make_default() {
   return std::make_unique<BackgroundLoop>(LoopOptions{.name = "lb-default"});
 }
 
-}  // namespace
-
-namespace detail {
-struct DefaultLoopAccess {
-  static void let_go_at_exit(BackgroundLoop& loop) noexcept { loop.let_go_at_exit(); }
-};
-}  // namespace detail
-
-namespace {
-
 /// Stops a loop that is no longer the default, on a thread that may be a loop thread.
 void stop_released(std::unique_ptr<BackgroundLoop> loop) noexcept {
   if (!loop) return;
   if (detail::this_thread_core() != nullptr || detail::this_thread_work_owner() != nullptr) {
     // exit() called from a loop thread (or a worker): joining here would wait on ourselves,
     // or on a loop that may wait on us. Ask for the stop and let the process end around it.
-    detail::DefaultLoopAccess::let_go_at_exit(*loop);
+    detail::LoopCore::of(detail::LoopAccess::engine(*loop)).let_go_at_exit();
     DefaultLoop& s = state();
     std::lock_guard lock(s.mutex);
     try {

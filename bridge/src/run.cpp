@@ -1,6 +1,6 @@
 #include <loopbridge/bridge/run.hpp>
 
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include "loop_core.hpp"
 
 #include <algorithm>
 #include <string>
@@ -17,7 +17,7 @@ void wait_unwound(const LoopHandle& loop, const StateBase& state, const RunOptio
   if (state.wait_until(warn_at, std::chrono::nanoseconds::zero())) return;
   if (warn_at < give_up) {
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - cancelled_at);
-    LoopAccess::core(loop).report_error(
+    LoopCore::of(LoopAccess::engine(loop)).report_error(
         std::make_exception_ptr(Timeout("run(): task '" + (name.empty() ? std::string("(unnamed)") : name) + "' (" +
                                         where.file_name() + ":" + std::to_string(where.line()) + ") has not ended " +
                                         std::to_string(waited.count()) +
@@ -32,7 +32,7 @@ void wait_unwound(const LoopHandle& loop, const StateBase& state, const RunOptio
 
 void wait_released_by_stop(const LoopHandle& loop, const StateBase& state, const RunOptions& options) {
   if (!state.left_running_by_stop()) return;
-  if (!LoopAccess::core(loop).wait_released(deadline_after(options.unwind_timeout))) {
+  if (!LoopCore::of(LoopAccess::engine(loop)).wait_released(deadline_after(options.unwind_timeout))) {
     throw Timeout(
         "run(): the loop stopped during the call and gave the task up; what is left of it has not ended within "
         "RunOptions::unwind_timeout (it may still be running)");

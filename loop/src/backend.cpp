@@ -1,4 +1,6 @@
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/errors.hpp>
+
+#include <boost/asio/io_context.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/system/system_error.hpp>
@@ -10,14 +12,6 @@
 #endif
 
 namespace loopbridge::detail {
-
-IoBackend LoopCore::backend() const noexcept {
-#if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
-  return IoBackend::io_uring;
-#else
-  return IoBackend::epoll;
-#endif
-}
 
 void check_backend([[maybe_unused]] boost::asio::io_context& io) {
 #if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)

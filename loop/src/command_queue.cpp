@@ -1,4 +1,4 @@
-#include <loopbridge/loop/detail/command_queue.hpp>
+#include "command_queue.hpp"
 
 namespace loopbridge::detail {
 namespace {

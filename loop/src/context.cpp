@@ -1,5 +1,5 @@
 #include <loopbridge/loop/context.hpp>
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/task.hpp>
 
 #include <boost/asio/this_coro.hpp>
 

@@ -1,4 +1,4 @@
-#include <loopbridge/loop/detail/cpu_quota.hpp>
+#include "cpu_quota.hpp"
 
 #include <sched.h>
 

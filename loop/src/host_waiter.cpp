@@ -1,5 +1,8 @@
-#include <loopbridge/loop/detail/host_waiter.hpp>
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include "host_waiter.hpp"
+
+#include "loop_core.hpp"
+#include "thread_roles.hpp"
+
 #include <loopbridge/loop/detail/task_state.hpp>
 
 #include <utility>
@@ -49,17 +52,17 @@ bool HostWaiter::post(HandoffCall& call) {
   return true;
 }
 
-HostWaiter::Expecting::Expecting(HostWaiter& waiter) : waiter_(waiter) {
-  std::lock_guard lock(waiter_.mutex_);
-  ++waiter_.expecting_;
+void HostWaiter::expect_calls() {
+  std::lock_guard lock(mutex_);
+  ++expecting_;
 }
 
-HostWaiter::Expecting::~Expecting() {
+void HostWaiter::stop_expecting_calls() noexcept {
   HandoffCall* refused = nullptr;
   {
-    std::lock_guard lock(waiter_.mutex_);
-    --waiter_.expecting_;
-    refused = waiter_.take_refused_locked();
+    std::lock_guard lock(mutex_);
+    --expecting_;
+    refused = take_refused_locked();
   }
   refuse_all(refused);
 }
@@ -110,7 +113,7 @@ bool HostWaiter::serve() {
     }
     {
       ContextScope scope{Context(call->context)};
-      const LoopCore* outer_owner = exchange_this_thread_work_owner(call->owner);
+      const LoopCore* outer_owner = exchange_this_thread_work_owner(&LoopCore::of(*call->owner));
       call->run();
       exchange_this_thread_work_owner(outer_owner);
     }

@@ -1,6 +1,8 @@
 #include <loopbridge/loop/loop_pool.hpp>
 
-#include <loopbridge/loop/detail/cpu_quota.hpp>
+#include "cpu_quota.hpp"
+#include "loop_core.hpp"
+#include "thread_roles.hpp"
 
 #include <algorithm>
 #include <string>
@@ -11,6 +13,10 @@ namespace {
 std::string loop_name(const std::string& base, std::size_t index) {
   std::string suffix = std::to_string(index);
   return base.substr(0, 15 - std::min<std::size_t>(suffix.size(), 15)) + suffix;
+}
+
+detail::LoopCore& core_of(const BackgroundLoop& loop) {
+  return detail::LoopCore::of(detail::LoopAccess::engine(loop));
 }
 
 // Spreads hashes of small consecutive keys (std::hash of an integer is the integer).
@@ -45,7 +51,7 @@ LoopPool::LoopPool(PoolOptions options) {
 LoopPool::~LoopPool() {
   // Every loop winds down at the same time; each destructor then only joins.
   for (auto& loop : loops_) {
-    if (loop->state() != LoopState::created) loop->request_stop(loop->core().destructor_stop());
+    if (loop->state() != LoopState::created) loop->request_stop(core_of(*loop).options().destructor_stop);
   }
   loops_.clear();
 }
@@ -85,20 +91,16 @@ ShutdownReport LoopPool::stop(StopOptions options) {
   }
   ShutdownReport total;
   total.joined = true;
+  detail::Counters::Snapshot counts;
   for (auto& loop : loops_) {
     ShutdownReport r = loop->stop(options);
-    total.submitted += r.submitted;
-    total.completed += r.completed;
-    total.failed += r.failed;
-    total.cancelled += r.cancelled;
-    total.abandoned += r.abandoned;
-    total.rejected += r.rejected;
-    total.abandoned_workers += r.abandoned_workers;
+    counts += core_of(*loop).snapshot();
     total.abandoned_tasks.insert(total.abandoned_tasks.end(), r.abandoned_tasks.begin(), r.abandoned_tasks.end());
     total.hook_errors.insert(total.hook_errors.end(), r.hook_errors.begin(), r.hook_errors.end());
     total.duration = std::max(total.duration, r.duration);
     total.joined = total.joined && r.joined;
   }
+  counts.fill(total);
   return total;
 }
 
@@ -123,32 +125,16 @@ LoopHandle LoopPool::next() const noexcept {
 std::size_t LoopPool::index_for(std::size_t hash) const noexcept { return mix(hash) % loops_.size(); }
 
 LoopStats LoopPool::stats() const {
-  LoopStats total;
-  detail::DurationHistogram::Counts lag{};
+  detail::Counters::Snapshot counts;
+  std::uint64_t queued = 0;
+  std::size_t queue_depth = 0;
   for (auto& loop : loops_) {
-    LoopStats s = loop->stats();
-    total.submitted += s.submitted;
-    total.completed += s.completed;
-    total.failed += s.failed;
-    total.cancelled += s.cancelled;
-    total.rejected += s.rejected;
-    total.rejected_full += s.rejected_full;
-    total.abandoned += s.abandoned;
-    total.in_flight += s.in_flight;
-    total.queued += s.queued;
-    total.running += s.running;
-    total.queue_depth += s.queue_depth;
-    total.errors_reported += s.errors_reported;
-    total.stalls += s.stalls;
-    total.lag_max = std::max(total.lag_max, s.lag_max);
-    total.longest_handler = std::max(total.longest_handler, s.longest_handler);
-    total.uptime = std::max(total.uptime, s.uptime);
-    const auto counts = loop->core().lag_counts();
-    for (std::size_t i = 0; i < lag.size(); ++i) lag[i] += counts[i];
+    const detail::LoopCore& core = core_of(*loop);
+    counts += core.snapshot();
+    queued += core.queued();
+    queue_depth += core.queue_depth();
   }
-  total.lag_p50 = detail::DurationHistogram::percentile(lag, 0.50);
-  total.lag_p99 = detail::DurationHistogram::percentile(lag, 0.99);
-  return total;
+  return counts.to_stats(queued, queue_depth);
 }
 
 }  // namespace loopbridge

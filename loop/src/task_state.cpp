@@ -1,5 +1,5 @@
-#include <loopbridge/loop/detail/host_waiter.hpp>
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include "host_waiter.hpp"
+#include "thread_roles.hpp"
 #include <loopbridge/loop/detail/task_state.hpp>
 
 #include <algorithm>

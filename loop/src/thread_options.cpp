@@ -1,6 +1,6 @@
 // The loop's own thread: its name, CPUs, stack and the on_thread_start hook.
 
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include "loop_core.hpp"
 
 #include <pthread.h>
 #include <sched.h>
@@ -78,12 +78,6 @@ void LoopCore::check_runs_on_caller() const {
         "cpu_affinity, stack_size and on_thread_start set up a thread the loop creates; run_here() runs on the "
         "calling thread: set that thread up before the call");
   }
-}
-
-bool LoopCore::mark_started_before_thread() noexcept {
-  if (!hooks_.empty() || !options_.cpu_affinity.empty() || options_.on_thread_start) return false;
-  mark_started();
-  return true;
 }
 
 std::exception_ptr LoopCore::set_up_own_thread() noexcept {

@@ -1,6 +1,6 @@
-#include <loopbridge/loop/detail/worker_pool.hpp>
+#include "worker_pool.hpp"
 
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include "thread_roles.hpp"
 
 #include <pthread.h>
 

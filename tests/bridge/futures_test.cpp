@@ -1,3 +1,4 @@
+#include <loopbridge/bridge/boost_future.hpp>
 #include <loopbridge/bridge/futures.hpp>
 
 #include <loopbridge/loop/background_loop.hpp>

@@ -83,7 +83,7 @@ TEST_CASE("a BackgroundLoop moved into a LoopHandle keeps its loop", "[loop][err
   CHECK(answer.get() == 3);
   std::vector<LoopHandle> kept;
   kept.push_back(std::move(loop));
-  CHECK(static_cast<bool>(loop));
+  CHECK(static_cast<bool>(loop.handle()));
   CHECK(loop.stop().joined);
   CHECK(handle.state() == LoopState::stopped);
 }

@@ -1,7 +1,7 @@
 // LoopPool: round-robin and keyed submission, stop and cancel-all across loops, metrics.
 
 #include <loopbridge/loop/loop_pool.hpp>
-#include <loopbridge/loop/detail/cpu_quota.hpp>
+#include "cpu_quota.hpp"
 
 #include "support/coro.hpp"
 #include "support/deadline.hpp"

@@ -2,19 +2,26 @@
 
 #include <loopbridge/loop/task_handle.hpp>
 
-#include <boost/thread/future.hpp>
-
+#include <exception>
 #include <future>
 #include <type_traits>
 #include <utility>
 
 /// @file
-/// Converts TaskHandles into the futures that synchronous code already speaks.
+/// Converts TaskHandles into std::future, which synchronous code already speaks
+/// (boost::future: loopbridge/bridge/boost_future.hpp).
 
 namespace loopbridge {
 
 namespace detail {
 
+/// How a promise takes an exception (specialised for boost::promise in boost_future.hpp).
+template <class Promise>
+struct PromiseError {
+  static void set(Promise& promise, std::exception_ptr error) { promise.set_exception(std::move(error)); }
+};
+
+/// Fulfils `promise` with a settled handle's outcome.
 template <class Promise, class T>
 void fulfil(Promise& promise, TaskHandle<T>& settled) {
   try {
@@ -25,13 +32,7 @@ void fulfil(Promise& promise, TaskHandle<T>& settled) {
       promise.set_value(settled.result());
     }
   } catch (...) {
-    if constexpr (requires { promise.set_exception(boost::exception_ptr()); }) {
-      // boost::promise takes a std::exception_ptr as an exception *object*; wrapped, it
-      // rethrows the original exception.
-      promise.set_exception(boost::exception_ptr(std::current_exception()));
-    } else {
-      promise.set_exception(std::current_exception());
-    }
+    PromiseError<Promise>::set(promise, std::current_exception());
   }
 }
 
@@ -53,17 +54,6 @@ template <class T>
 std::future<T> to_std_future(TaskHandle<T>&& handle) {
   std::promise<T> promise;
   std::future<T> future = promise.get_future();
-  std::move(handle).on_settled(
-      [promise = std::move(promise)](TaskHandle<T> settled) mutable { detail::fulfil(promise, settled); });
-  return future;
-}
-
-/// A boost::future (Boost.Thread, BOOST_THREAD_VERSION 5: `.then()` continuations work)
-/// that settles with the task's outcome, as to_std_future().
-template <class T>
-boost::future<T> to_boost_future(TaskHandle<T>&& handle) {
-  boost::promise<T> promise;
-  boost::future<T> future = promise.get_future();
   std::move(handle).on_settled(
       [promise = std::move(promise)](TaskHandle<T> settled) mutable { detail::fulfil(promise, settled); });
   return future;

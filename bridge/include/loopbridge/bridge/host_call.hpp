@@ -2,9 +2,8 @@
 
 #include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/handoff_call.hpp>
-#include <loopbridge/loop/detail/host_waiter.hpp>
-#include <loopbridge/loop/detail/loop_core.hpp>
 #include <loopbridge/loop/detail/task.hpp>
 #include <loopbridge/loop/errors.hpp>
 
@@ -40,11 +39,8 @@ template <class R>
 boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall& call) {
   auto executor = co_await boost::asio::this_coro::executor;
   TaskBase* task = task_of(executor);
-  HostWaiter* waiter = task ? task->host_waiter.get() : nullptr;
-  if (waiter == nullptr) throw HostNotWaiting("this task was not submitted by a host thread");
-  call.context = task->context;
-  call.owner = &task->core();
-  if (!waiter->post(call)) throw HostNotWaiting("the host thread that submitted this task is not waiting");
+  if (task == nullptr || !task->host_waiter) throw HostNotWaiting("this task was not submitted by a host thread");
+  if (!post_to_host(*task, call)) throw HostNotWaiting("the host thread that submitted this task is not waiting");
   // The host runs the call to its end: a cancel of this task waits for it.
   auto wait = await_result<R>(std::move(result), OnCancel::stop_and_wait);
   co_return co_await std::move(wait);

@@ -1,7 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/deadline.hpp>
-#include <loopbridge/loop/detail/host_waiter.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
 #include <loopbridge/loop/source_location.hpp>
@@ -100,8 +100,7 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
   if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
   if (options.unwind_warning < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_warning");
   // From here to the end of the wait, this thread takes the task's call_host() requests.
-  const detail::Ref<detail::HostWaiter> host = detail::this_thread_host_waiter();
-  detail::HostWaiter::Expecting expecting(*host);
+  detail::HostCallScope host_calls;
   SubmitOptions submit_options;
   submit_options.name = options.name;
   submit_options.stop = options.stop;

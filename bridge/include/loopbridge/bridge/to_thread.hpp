@@ -1,10 +1,9 @@
 #pragma once
 
 #include <loopbridge/loop/detail/await.hpp>
-#include <loopbridge/loop/detail/loop_core.hpp>
-#include <loopbridge/loop/detail/task.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/handoff_call.hpp>
-#include <loopbridge/loop/detail/worker_pool.hpp>
+#include <loopbridge/loop/detail/task.hpp>
 #include <loopbridge/loop/errors.hpp>
 
 #include <boost/asio/async_result.hpp>
@@ -45,7 +44,7 @@ template <class R>
 boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& job, OnCancel on_cancel) {
   auto executor = co_await boost::asio::this_coro::executor;
   if (TaskBase* task = task_of(executor)) job.context = task->context;
-  if (!this_thread_core()->workers().submit(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
+  if (!offload(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
   auto wait = await_result<R>(std::move(result), on_cancel);
   co_return co_await std::move(wait);
 }
@@ -82,8 +81,9 @@ template <class F>
 boost::asio::awaitable<detail::handoff_result_t<std::decay_t<F>>> to_thread(F&& fn, ToThreadOptions options = {}) {
   using Function = std::decay_t<F>;
   using Result = detail::handoff_result_t<Function>;
-  detail::LoopCore* core = detail::this_thread_core();
-  if (core == nullptr) throw InvalidState("to_thread() is awaited from a coroutine on a loop thread");
+  if (detail::this_thread_engine() == nullptr) {
+    throw InvalidState("to_thread() is awaited from a coroutine on a loop thread");
+  }
   detail::check_callable(fn);
   auto* job = new detail::HandoffState<Function, detail::RefusedByStoppedLoop>(std::forward<F>(fn), {});
   auto result = detail::Ref<detail::TypedState<Result>>::adopt(job);

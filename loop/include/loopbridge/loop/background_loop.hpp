@@ -7,19 +7,11 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/thread/thread.hpp>
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <optional>
 
 namespace loopbridge {
-
-namespace detail {
-struct DefaultLoopAccess;
-}
 
 /// A lifecycle hook: a coroutine run on the loop thread (Quart's before_serving /
 /// after_serving).
@@ -42,8 +34,9 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  * every TaskHandle settles. docs/lifecycle.md has the table of what each step does to
  * queued work, running coroutines and pending handles.
  *
- * A BackgroundLoop is also a LoopHandle to itself; handle() gives a copyable one to pass
- * around.
+ * A BackgroundLoop answers every LoopHandle call itself (submit, post, cancel_all, ...) and
+ * converts to a `const LoopHandle&`; handle() gives a copyable one to pass around. It owns
+ * the thread: it is neither copied nor moved.
  *
  * @par Thread safety
  * Distinct objects: safe. Shared objects: safe, all of it from any thread, except that the
@@ -56,8 +49,11 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  * A stopped loop cannot be restarted (start() throws InvalidState). Submissions settle
  * with LoopStopped at once; post() throws LoopStopped.
  */
-class BackgroundLoop : public LoopHandle {
+class BackgroundLoop {
 public:
+  /// The type of executor(): the loop's io_context executor.
+  using executor_type = LoopHandle::executor_type;
+
   /// Creates the loop and its own io_context; nothing runs until start().
   /**
    * @par Throws
@@ -164,35 +160,69 @@ public:
    */
   ShutdownReport stop(StopOptions options = {});
 
+  // ---- What a LoopHandle to this loop does (see LoopHandle for each) ----
+
+  /// As LoopHandle::submit(fn).
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn, source_location where = source_location::current()) const {
+    return handle_.submit(std::forward<F>(fn), where);
+  }
+  /// As LoopHandle::submit(fn, stop).
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
+                                      source_location where = source_location::current()) const {
+    return handle_.submit(std::forward<F>(fn), std::move(stop), where);
+  }
+  /// As LoopHandle::submit(fn, options).
+  template <class F>
+  TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,
+                                      source_location where = source_location::current()) const {
+    return handle_.submit(std::forward<F>(fn), std::move(options), where);
+  }
+  /// As LoopHandle::post().
+  template <class F>
+  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
+    handle_.post(std::forward<F>(fn), std::move(options), where);
+  }
+  /// As LoopHandle::cancel_all().
+  [[nodiscard]] TaskHandle<std::size_t> cancel_all() const { return handle_.cancel_all(); }
+  /// As LoopHandle::executor().
+  executor_type executor() const { return handle_.executor(); }
+  /// As LoopHandle::in_flight().
+  [[nodiscard]] TaskHandle<std::vector<TaskInfo>> in_flight() const { return handle_.in_flight(); }
+  /// As LoopHandle::stats().
+  LoopStats stats() const { return handle_.stats(); }
+  /// As LoopHandle::request_stop().
+  void request_stop(StopOptions options = {}) const { handle_.request_stop(options); }
+  /// As LoopHandle::wait_stopped().
+  template <class Rep, class Period>
+  bool wait_stopped(std::chrono::duration<Rep, Period> timeout) const {
+    return handle_.wait_stopped(timeout);
+  }
+  /// As LoopHandle::id().
+  std::uint64_t id() const { return handle_.id(); }
+  /// As LoopHandle::state().
+  LoopState state() const { return handle_.state(); }
+  /// As LoopHandle::queue_depth().
+  std::size_t queue_depth() const { return handle_.queue_depth(); }
+  /// As LoopHandle::unhandled_errors().
+  std::uint64_t unhandled_errors() const { return handle_.unhandled_errors(); }
+  /// As LoopHandle::name().
+  std::string_view name() const { return handle_.name(); }
+  /// As LoopHandle::backend().
+  IoBackend backend() const { return handle_.backend(); }
+  /// True when called on this loop's thread.
+  bool on_loop_thread() const noexcept { return handle_.on_loop_thread(); }
+
   /// A copyable handle to this loop.
-  LoopHandle handle() const noexcept { return *this; }
+  LoopHandle handle() const noexcept { return handle_; }
+  /// This loop as a handle, wherever one is taken (run(loop, ...), say).
+  operator const LoopHandle&() const noexcept { return handle_; }
 
 private:
   void add_hooks(Hook start, Hook stop);
-  /// Waits for the loop thread's end until `deadline`, then joins it (or detaches it, past
-  /// the deadline). Once: a second caller waits for the first. Returns whether it joined.
-  bool end_thread(std::chrono::steady_clock::time_point deadline);
-  /// For the host thread that claimed the ending of a loop whose thread never came to be:
-  /// marks it stopped and settles what was submitted meanwhile.
-  void end_without_thread();
-  /// In a fork() child: lets go of the parent's thread without touching it.
-  void forget_thread_after_fork() noexcept;
-  /// At exit, on a thread that must not join (a loop thread called exit()): requests the
-  /// stop and detaches the thread, without reporting a misuse. The object stays alive.
-  void let_go_at_exit() noexcept;
-  friend struct detail::DefaultLoopAccess;
-  ShutdownReport final_report(bool joined) const;
 
-  // Guards the fields below. Held only to read or change them, never across a wait (for
-  // the loop thread, a join, a hook): hooks and callbacks on the loop thread may call back
-  // into this object and get their answer at once.
-  std::mutex lifecycle_mutex_;
-  std::condition_variable ended_;
-  boost::thread thread_;
-  // A host thread has taken on joining (or detaching) the loop thread.
-  bool ending_claimed_ = false;
-  // Set once the loop thread was joined (true) or detached (false).
-  std::optional<bool> joined_;
+  LoopHandle handle_;
 };
 
 /// The BackgroundLoop whose thread runs the caller (asyncio's get_running_loop), or null on

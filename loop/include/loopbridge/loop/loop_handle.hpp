@@ -1,21 +1,25 @@
 #pragma once
 
-#include <loopbridge/loop/detail/host_waiter.hpp>
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/backend.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/task.hpp>
+#include <loopbridge/loop/options.hpp>
 #include <loopbridge/loop/source_location.hpp>
+#include <loopbridge/loop/stats.hpp>
 #include <loopbridge/loop/task_handle.hpp>
 
-#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <vector>
 #include <string_view>
 #include <type_traits>
 
 namespace loopbridge {
 
+class BackgroundLoop;
 class LoopPool;
 
 namespace detail {
@@ -51,11 +55,14 @@ public:
   /// An empty handle; calls throw InvalidHandle.
   LoopHandle() noexcept = default;
 
-  /// Copies only: a move copies too, and leaves the source as it was. A BackgroundLoop is a
-  /// LoopHandle, and a move from it through its base must not take its loop away.
+  /// Another handle to the same loop.
   LoopHandle(const LoopHandle&) noexcept = default;
-  /// As the copy constructor (a move assignment copies too).
+  /// Takes over `other`'s loop; `other` becomes empty.
+  LoopHandle(LoopHandle&&) noexcept = default;
+  /// Refers to `other`'s loop from now on.
   LoopHandle& operator=(const LoopHandle&) noexcept = default;
+  /// Takes over `other`'s loop; `other` becomes empty.
+  LoopHandle& operator=(LoopHandle&&) noexcept = default;
   ~LoopHandle() = default;
 
   /// Runs `fn` on the loop thread and returns its result as a TaskHandle.
@@ -95,11 +102,10 @@ public:
                                       source_location where = source_location::current()) const {
     using Result = task_result_t<F>;
     auto task = make_task(std::forward<F>(fn), detail::TaskKind::task, options, where);  // the handle's reference
-    // The submitting host thread: the task's call_host() reaches it while it waits.
-    task->host_waiter = detail::this_thread_host_waiter();
     task->add_ref();  // the queue's
-    if (!enqueue(*task, options)) task->release();
-    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_, core_->spin_before_sleep());
+    if (!detail::submit_task(*core_, *task, options)) task->release();
+    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_,
+                              detail::spin_before_sleep(*core_));
   }
 
   /// Fire-and-forget: runs `fn` (as submit() does) with no handle to wait on.
@@ -119,44 +125,40 @@ public:
     if constexpr (detail::task_traits<Function>::coroutine) {
       auto task = make_task(std::forward<F>(fn), detail::TaskKind::detached, options, where);
       task->add_ref();  // the queue's
-      if (!enqueue(*task, options)) {
+      if (!detail::submit_task(*core_, *task, options)) {
         task->release();
         throw LoopStopped("post refused: the loop is stopped");
       }
     } else {
       detail::check_callable(fn);
       check_submit_options(options);
-      detail::LoopCore& loop = core();
-      loop.check_started();
-      auto call = std::make_unique<detail::PostedCall<Function>>(
-          std::forward<F>(fn), detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()});
-      if (!loop.admit(options) || !loop.push_admitted(*call)) throw LoopStopped("post refused: the loop is stopped");
-      call.release();  // the queue owns it now
+      detail::Engine& loop = engine();
+      detail::check_started(loop);
+      detail::post_call(loop, std::make_unique<detail::PostedCall<Function>>(
+                                  std::forward<F>(fn), detail::TaskLabel{std::move(options.name), where,
+                                                                         std::chrono::steady_clock::now()}),
+                        options);
     }
   }
 
   /// Cancels every task in flight on the loop; the handle settles, once all of them have
   /// finished unwinding, with how many there were. Tasks submitted after it are untouched.
-  TaskHandle<std::size_t> cancel_all() const {
-    return TaskHandle<std::size_t>(core().cancel_all(), core_, core_->spin_before_sleep());
-  }
+  [[nodiscard]] TaskHandle<std::size_t> cancel_all() const;
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
   /// co_spawn). Valid until the loop has stopped; work posted to it directly is not tracked
   /// by loopbridge (prefer submit()).
-  executor_type executor() const { return core().executor(); }
+  executor_type executor() const;
 
   /// The tasks in flight (started and not ended), oldest first: name, phase, age and the
   /// submit() call that made them. Built on the loop thread: the handle settles once the
   /// loop gets to it (after everything queued before it has started), with an empty list
   /// if the loop stopped first.
-  TaskHandle<std::vector<TaskInfo>> in_flight() const {
-    return TaskHandle<std::vector<TaskInfo>>(core().query_in_flight(), core_, core_->spin_before_sleep());
-  }
+  [[nodiscard]] TaskHandle<std::vector<TaskInfo>> in_flight() const;
 
   /// The loop's counters; cheap, takes no lock, callable from any thread at any time (also
   /// after stop). See LoopStats for how they reconcile.
-  LoopStats stats() const { return core().stats(); }
+  LoopStats stats() const;
 
   /// Asks the loop to stop with `options`, without waiting (asyncio's loop.stop()): from
   /// any thread, the loop's own included. The owner's stop() or destructor still joins the
@@ -179,50 +181,50 @@ public:
 
   /// A process-wide number given at creation, increasing: tells which loops were made after
   /// a point in time (test hygiene, diagnostics).
-  std::uint64_t id() const { return core().serial(); }
+  std::uint64_t id() const;
 
   /// Where the loop is in its life (docs/lifecycle.md).
-  LoopState state() const { return static_cast<LoopState>(core().lifecycle()); }
+  LoopState state() const;
   /// Commands waiting in the queue (submissions, cancels, stop) not yet run by the loop.
-  std::size_t queue_depth() const { return core().queue_depth(); }
+  std::size_t queue_depth() const;
   /// Errors sent to the error handler so far.
-  std::uint64_t unhandled_errors() const { return core().unhandled_errors(); }
+  std::uint64_t unhandled_errors() const;
   /// LoopOptions::name: the loop thread's name.
-  std::string_view name() const { return core().name(); }
+  std::string_view name() const;
   /// The I/O backend this loop's io_context runs on (fixed when loopbridge is built; see
   /// IoBackend).
-  IoBackend backend() const { return core().backend(); }
+  IoBackend backend() const;
   /// True when called on this loop's thread.
-  bool on_loop_thread() const noexcept { return core_ && detail::this_thread_core() == core_.get(); }
+  bool on_loop_thread() const noexcept { return core_ && detail::this_thread_engine() == core_.get(); }
 
   /// False for an empty handle.
   explicit operator bool() const noexcept { return static_cast<bool>(core_); }
   /// True when both refer to the same loop (or both are empty).
   friend bool operator==(const LoopHandle& a, const LoopHandle& b) noexcept { return a.core_.get() == b.core_.get(); }
 
-protected:
-  /// Internal: a handle to `core` (BackgroundLoop is one).
-  explicit LoopHandle(detail::Ref<detail::LoopCore> core) noexcept : core_(std::move(core)) {}
+private:
+  friend class BackgroundLoop;
   friend std::vector<LoopHandle> live_loops();
-  friend class LoopPool;
   friend struct detail::LoopAccess;
 
-  /// Internal: the loop's shared state. Throws InvalidHandle for an empty handle.
-  detail::LoopCore& core() const {
+  /// A handle to `engine`.
+  explicit LoopHandle(detail::Ref<detail::Engine> engine) noexcept : core_(std::move(engine)) {}
+
+  /// The loop's engine. Throws InvalidHandle for an empty handle.
+  detail::Engine& engine() const {
     if (!core_) throw InvalidHandle("empty LoopHandle");
     return *core_;
   }
 
-private:
   bool wait_stopped_until(std::chrono::steady_clock::time_point deadline) const;
 
-  /// A new task with one reference, its stop token linked. Allocation failures free it.
   static void check_submit_options(const SubmitOptions& options) {
     if (options.full_wait && *options.full_wait < std::chrono::nanoseconds::zero()) {
       throw InvalidArgument("SubmitOptions::full_wait must not be negative");
     }
   }
 
+  /// A new task with one reference, its stop token linked. Allocation failures free it.
   template <class F>
   auto make_task(F&& fn, detail::TaskKind kind, SubmitOptions& options, const source_location& where) const {
     using Function = detail::function_type_for<F>;
@@ -234,32 +236,17 @@ private:
     }
     detail::check_callable(fn);
     check_submit_options(options);
-    core().check_started();
+    detail::Engine& loop = engine();
+    detail::check_started(loop);
     using Task = detail::Task<task_result_t<F>, Function>;
-    auto task = detail::Ref<Task>::adopt(new Task(*core_, kind, Function(std::forward<F>(fn))));
+    auto task = detail::Ref<Task>::adopt(new Task(loop, kind, Function(std::forward<F>(fn))));
     task->context = detail::this_thread_context();
     task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
     task->link_stop_token(std::move(options.stop));
     return task;
   }
 
-  /// Hands the task's queue reference to the loop. False if the loop refused it (the task
-  /// is then settled with LoopStopped and the caller still owns that reference). On
-  /// QueueFull (or an allocation failure) the queue's reference is released, unsettled.
-  bool enqueue(detail::TaskBase& task, const SubmitOptions& options) const {
-    detail::LoopCore& loop = *core_;
-    try {
-      if (loop.admit(options) && loop.push_admitted(task)) return true;
-    } catch (...) {
-      if (task.claim_refusal()) task.drop_function();  // else its stop token cancelled it already
-      task.state().release();  // the queue's reference, never handed over
-      throw;
-    }
-    loop.reject_at_call(task);
-    return false;
-  }
-
-  detail::Ref<detail::LoopCore> core_;
+  detail::Ref<detail::Engine> core_;
 };
 
 /// Every loop in the process not yet stopped (created, starting, running or stopping),
@@ -269,9 +256,11 @@ std::vector<LoopHandle> live_loops();
 
 namespace detail {
 
-/// For the bridge: the engine behind a handle (InvalidHandle for an empty one).
+/// For loopbridge's own parts: the engine behind a handle (InvalidHandle for an empty one),
+/// and a handle to an engine.
 struct LoopAccess {
-  static LoopCore& core(const LoopHandle& loop) { return loop.core(); }
+  static Engine& engine(const LoopHandle& loop) { return loop.engine(); }
+  static LoopHandle handle(Ref<Engine> engine) noexcept { return LoopHandle(std::move(engine)); }
 };
 
 }  // namespace detail

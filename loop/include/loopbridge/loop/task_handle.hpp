@@ -2,6 +2,8 @@
 
 #include <loopbridge/loop/detail/await.hpp>
 #include <loopbridge/loop/detail/deadline.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
+#include <loopbridge/loop/detail/task_stage.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/errors.hpp>
 
@@ -188,8 +190,7 @@ public:
   /// "Task cannot await on itself").
   boost::asio::awaitable<T> async_get() {
     detail::StateBase& state = checked();
-    if (detail::TaskBase* self = detail::task_of(co_await boost::asio::this_coro::executor);
-        self != nullptr && &self->state() == &state) {
+    if (detail::is_task_state(detail::task_of(co_await boost::asio::this_coro::executor), state)) {
       throw DeadlockError("a task awaited its own handle: it would wait for its own end");
     }
     auto wait_op = async_wait(boost::asio::use_awaitable);
@@ -207,13 +208,13 @@ public:
   template <class Fn>
   void on_settled(Fn&& fn) && {
     detail::StateBase& state = checked();
-    detail::Ref<detail::RefCounted> loop = loop_;
+    detail::Ref<detail::Engine> loop = loop_;
     detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, *this, std::forward<Fn>(fn), std::move(loop));
   }
 
   /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to
   /// `spin` before sleeping (LoopOptions::spin_before_sleep).
-  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::RefCounted> loop,
+  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::Engine> loop,
              std::chrono::nanoseconds spin) noexcept
       : state_(std::move(state)), loop_(std::move(loop)), spin_(spin) {}
 
@@ -243,7 +244,7 @@ private:
   }
 
   detail::Ref<detail::TypedState<T>> state_;
-  detail::Ref<detail::RefCounted> loop_;
+  detail::Ref<detail::Engine> loop_;
   std::chrono::nanoseconds spin_{0};
   bool taken_ = false;
 };

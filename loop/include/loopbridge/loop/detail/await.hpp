@@ -1,6 +1,9 @@
 #pragma once
 
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/detail/command.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
+#include <loopbridge/loop/detail/ref.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -18,6 +21,29 @@
 #include <utility>
 
 namespace loopbridge::detail {
+
+/// A coroutine on a loop waiting for a task's result without blocking (async_wait). The
+/// loop it waits on keeps a list of these so that none outlives the loop's io_context.
+class PendingWait : public Continuation, public Command {
+public:
+  /// Loop thread, at shutdown, after the continuation was taken back: destroy the waiting
+  /// handler (and so the coroutine frame) here.
+  virtual void destroy_now() noexcept = 0;
+  /// True when the awaited work (a to_thread or call_host function) may use the waiting
+  /// coroutine's frame until it returns: the frame must outlive it.
+  virtual bool frame_used_by_work() const noexcept = 0;
+  /// Loop thread, at its end, for a wait whose function still runs: the wait and its frame
+  /// are never destroyed; this lets go of the loop, so that the rest of it is freed.
+  virtual void keep_without_loop() noexcept = 0;
+  /// The state whose continuation this is.
+  virtual StateBase& awaited() noexcept = 0;
+
+  PendingWait* prev_wait = nullptr;
+  PendingWait* next_wait = nullptr;
+
+protected:
+  ~PendingWait() = default;
+};
 
 /// What a cancel of a coroutine waiting on some work does to the wait and to the work.
 enum class OnCancel {
@@ -37,13 +63,13 @@ enum class OnCancel {
 template <class Handler>
 class HomeWait final : public PendingWait {
 public:
-  HomeWait(Ref<StateBase> awaited, Handler handler, LoopCore& home, OnCancel on_cancel)
+  HomeWait(Ref<StateBase> awaited, Handler handler, Engine& home, OnCancel on_cancel)
       : awaited_(std::move(awaited)),
         handler_(std::move(handler)),
-        home_(Ref<LoopCore>::share(&home)),
+        home_(Ref<Engine>::share(&home)),
         on_cancel_(on_cancel) {}
 
-  static void start(Ref<StateBase> awaited, Handler handler, LoopCore& home, OnCancel on_cancel) {
+  static void start(Ref<StateBase> awaited, Handler handler, Engine& home, OnCancel on_cancel) {
     auto node = std::make_unique<HomeWait>(std::move(awaited), std::move(handler), home, on_cancel);
     // Everything that may throw (out of memory) comes before the wait is registered: a
     // failed start leaves with the whole node.
@@ -51,16 +77,16 @@ public:
     if (node->slot_.is_connected()) node->slot_.template emplace<CancelHandler>(node.get());
     const bool registered = node->awaited_->set_continuation(*node);
     HomeWait& self = *node.release();
-    home.register_wait(self);
+    register_wait(home, self);
     if (!registered) self.on_settled();
   }
 
   void on_settled() noexcept override { enqueue(); }
-  void execute(LoopCore&) noexcept override { complete(); }
-  void discard(LoopCore&) noexcept override { destroy_now(); }
+  void execute(Engine&) noexcept override { complete(); }
+  void discard(Engine&) noexcept override { destroy_now(); }
   StateBase& awaited() noexcept override { return *awaited_; }
   bool frame_used_by_work() const noexcept override { return on_cancel_ == OnCancel::stop_and_wait; }
-  void keep_without_loop() noexcept override { home_ = Ref<LoopCore>(); }
+  void keep_without_loop() noexcept override { home_ = Ref<Engine>(); }
 
   void destroy_now() noexcept override {
     detach();
@@ -83,16 +109,16 @@ private:
 
   void enqueue() noexcept {
     // Once pushed, this node may be run and freed at once: hold the loop for the push.
-    Ref<LoopCore> home = home_;
-    if (!home->push(*this)) {
+    Ref<Engine> home = home_;
+    if (!push_command(*home, *this)) {
       // The home loop ended without taking this wait back (not expected: it reclaims them
       // before it closes). Its frame cannot be destroyed here, off its thread: leave it.
-      home->report_error(std::make_exception_ptr(LoopStopped("a wait outlived its loop")), "async_wait");
+      report_error(*home, std::make_exception_ptr(LoopStopped("a wait outlived its loop")), "async_wait");
     }
   }
 
   void detach() noexcept {
-    home_->unregister_wait(*this);
+    unregister_wait(*home_, *this);
     if (slot_.is_connected()) slot_.clear();
   }
 
@@ -101,14 +127,22 @@ private:
     boost::system::error_code ec;
     if (aborted_) ec = boost::asio::error::operation_aborted;
     Handler handler = std::move(handler_);
-    auto executor = boost::asio::get_associated_executor(handler, home_->executor());
-    LoopCore& home = *home_;  // alive: this runs on its thread, inside its drain
+    auto executor = boost::asio::get_associated_executor(handler, loop_executor(*home_));
+    Engine& home = *home_;  // alive: this runs on its thread, inside its drain
     delete this;
     if constexpr (std::is_same_v<decltype(executor), boost::asio::any_io_executor>) {
       if (TaskBase* task = task_of(executor)) {
         // A task's coroutine: resumed here as its executor would (a dispatch runs it
         // inline), without the type-erased dispatch's allocation.
-        run_task_stretch(*task, Ref<StateBase>::share(&task->state()), [&] { std::move(handler)(ec); });
+        struct Resume {
+          Handler& handler;
+          boost::system::error_code ec;
+          static void call(void* self) {
+            auto& resume = *static_cast<Resume*>(self);
+            std::move(resume.handler)(resume.ec);
+          }
+        } resume{handler, ec};
+        run_stretch(*task, &Resume::call, &resume);
         return;
       }
     }
@@ -117,13 +151,13 @@ private:
     } catch (...) {
       // A completion handler that throws (a callback token): report, as Asio's run() would
       // have let the exception out to the loop.
-      home.report_error(std::current_exception(), "async_wait completion handler");
+      report_error(home, std::current_exception(), "async_wait completion handler");
     }
   }
 
   Ref<StateBase> awaited_;
   Handler handler_;
-  Ref<LoopCore> home_;
+  Ref<Engine> home_;
   boost::asio::cancellation_slot slot_;
   OnCancel on_cancel_;
   bool aborted_ = false;
@@ -169,11 +203,12 @@ struct InitiateWait {
   template <class Handler>
   void operator()(Handler&& handler, Ref<StateBase> awaited) const {
     using H = std::decay_t<Handler>;
-    LoopCore* home = this_thread_core();
+    Engine* home = this_thread_engine();
     if (home != nullptr) {
-      boost::asio::any_io_executor target = boost::asio::get_associated_executor(handler, home->executor());
+      const auto home_executor = loop_executor(*home);
+      boost::asio::any_io_executor target = boost::asio::get_associated_executor(handler, home_executor);
       // Same io_context, whatever properties the executor carries (a task's carries its task).
-      if (&boost::asio::query(target, boost::asio::execution::context) == &home->executor().context()) {
+      if (&boost::asio::query(target, boost::asio::execution::context) == &home_executor.context()) {
         HomeWait<H>::start(std::move(awaited), std::forward<Handler>(handler), *home, on_cancel);
         return;
       }
@@ -197,12 +232,12 @@ boost::asio::awaitable<R> await_result(Ref<TypedState<R>> state, OnCancel on_can
 template <class Handle, class Fn>
 class SettledCallback final : public Continuation {
 public:
-  SettledCallback(Handle handle, Fn fn, Ref<RefCounted> loop)
+  SettledCallback(Handle handle, Fn fn, Ref<Engine> loop)
       : handle_(std::move(handle)), fn_(std::move(fn)), loop_(std::move(loop)) {}
 
   /// Takes `handle` (the caller's keeps it when the state refuses a second continuation);
-  /// `loop`: the LoopCore the handle came from.
-  static void start(StateBase& state, Handle& handle, Fn fn, Ref<RefCounted> loop) {
+  /// `loop`: the engine the handle came from.
+  static void start(StateBase& state, Handle& handle, Fn fn, Ref<Engine> loop) {
     auto node = std::make_unique<SettledCallback>(std::move(handle), std::move(fn), std::move(loop));
     bool registered = false;
     try {
@@ -220,14 +255,14 @@ public:
     try {
       std::move(fn_)(std::move(handle_));
     } catch (...) {
-      static_cast<LoopCore&>(*loop_).report_error(std::current_exception(), "on_settled callback");
+      report_error(*loop_, std::current_exception(), "on_settled callback");
     }
   }
 
 private:
   Handle handle_;
   Fn fn_;
-  Ref<RefCounted> loop_;
+  Ref<Engine> loop_;
 };
 
 }  // namespace loopbridge::detail

@@ -3,12 +3,18 @@
 #include <loopbridge/loop/errors.hpp>
 
 #include <chrono>
-#include <cmath>
 #include <cstdint>
 #include <ratio>
 #include <type_traits>
 
 namespace loopbridge::detail {
+
+/// True for a floating-point NaN. Without <cmath>, which every user of the public headers
+/// would otherwise compile.
+template <class T>
+constexpr bool is_nan(T value) noexcept {
+  return value != value;  // NOLINT(misc-redundant-expression): only NaN differs from itself
+}
 
 /// `Duration` with a Rep of at least 64 bits: compares with the clock's range without
 /// overflowing a narrow Rep (an int count of milliseconds).
@@ -28,7 +34,7 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
   using Ticks = std::ratio_divide<Period, Clock::period>;
   if constexpr (std::is_floating_point_v<Rep>) {
     // NaN passes every comparison a caller made (it is neither negative nor positive).
-    if (std::isnan(timeout.count())) throw InvalidArgument("a timeout that is not a number");
+    if (is_nan(timeout.count())) throw InvalidArgument("a timeout that is not a number");
   }
   if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("a negative timeout");
   const auto now = Clock::now();
@@ -40,7 +46,9 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
     // could overflow.
     const long double ticks = static_cast<long double>(timeout.count()) * Ticks::num / Ticks::den;
     if (ticks >= static_cast<long double>(near_room.count())) return Clock::time_point::max();
-    return now + Clock::duration(static_cast<Clock::rep>(std::ceil(ticks)));
+    auto whole = static_cast<Clock::rep>(ticks);  // not negative: rounds down
+    if (static_cast<long double>(whole) < ticks) ++whole;
+    return now + Clock::duration(whole);
   } else if constexpr (Ticks::den != 1) {
     // Finer than the clock: a pure divide, which cannot overflow.
     const auto converted = std::chrono::ceil<Clock::duration>(timeout);
@@ -62,7 +70,7 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
 template <class Clock, class Duration>
 std::chrono::duration<long double> time_left(std::chrono::time_point<Clock, Duration> deadline) {
   const std::chrono::duration<long double> at(deadline.time_since_epoch());
-  if (std::isnan(at.count())) throw InvalidArgument("a deadline that is not a number");
+  if (is_nan(at.count())) throw InvalidArgument("a deadline that is not a number");
   return at - std::chrono::duration<long double>(Clock::now().time_since_epoch());
 }
 

@@ -12,7 +12,7 @@
 
 namespace loopbridge::detail {
 
-class LoopCore;
+class Engine;
 
 /// A function a task hands to another thread to run (a worker for to_thread, the waiting
 /// host for call_host), with the state its result settles.
@@ -28,7 +28,7 @@ public:
   /// The task's context, installed on the receiving thread while the function runs.
   std::shared_ptr<const ContextData> context;
   /// The loop whose task handed the call over (for a host call).
-  const LoopCore* owner = nullptr;
+  const Engine* owner = nullptr;
   /// The receiving host's mailbox is a list of these links: handing a call over allocates
   /// nothing.
   HandoffCall* next_in_mailbox = nullptr;

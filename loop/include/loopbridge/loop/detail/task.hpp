@@ -1,16 +1,25 @@
 #pragma once
 
-#include <loopbridge/loop/detail/loop_core.hpp>
+#include <loopbridge/loop/context.hpp>
+#include <loopbridge/loop/detail/command.hpp>
+#include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/recycled_memory.hpp>
+#include <loopbridge/loop/detail/task_stage.hpp>
+#include <loopbridge/loop/detail/task_state.hpp>
+#include <loopbridge/loop/errors.hpp>
+#include <loopbridge/loop/source_location.hpp>
 
-#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
-#include <boost/asio/version.hpp>
 
+#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <functional>
-#include <new>
+#include <memory>
 #include <optional>
+#include <stop_token>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -67,129 +76,151 @@ void check_callable(const F& fn) {
   if (empty) throw InvalidArgument("an empty callable was submitted");
 }
 
-/// The coroutine that drives a task: the bottom frame of its Asio coroutine thread.
-using EntryPoint = boost::asio::awaitable<boost::asio::detail::awaitable_thread_entry_point, boost::asio::any_io_executor>;
+enum class TaskKind : std::uint8_t { task, detached, hook };
 
-#if BOOST_ASIO_VERSION == 102600  // Asio 1.26 (Boost 1.81): the frame layout below is its own
-#define LOOPBRIDGE_BODY_WITHOUT_RETHROW 1
+/// What identifies a submission in stats, stall reports and the in-flight list.
+struct TaskLabel {
+  std::string name;
+  source_location where;
+  std::chrono::steady_clock::time_point submitted_at;
+};
 
-/// Runs a task's body (an Asio awaitable<T>) to its end and hands its outcome over without
-/// rethrowing it. A plain `co_await body` rethrows the body's exception into the awaiting
-/// frame: a second throw for every task that fails, and a stop that cancels thousands of
-/// tasks spends most of its time in the unwinder. Built on Asio 1.26's coroutine frames;
-/// other Asio versions take the plain `co_await`.
-template <class T>
-class BodyRun {
+class TaskBase;
+
+/// Cancels one task; embedded in the task, so cancel() allocates nothing.
+class CancelCommand final : public Command {
 public:
-  using Executor = boost::asio::any_io_executor;
-  using Frame = boost::asio::detail::awaitable_frame<T, Executor>;
-  using FrameBase = boost::asio::detail::awaitable_frame_base<Executor>;
-
-  explicit BodyRun(boost::asio::awaitable<T, Executor>& body) noexcept : frame_(frame_of(body)) {}
-
-  /// `co_await` it from the task's driver frame: pushes the body onto the coroutine thread
-  /// as `co_await body` would; the driver resumes when the body has ended.
-  auto start() const noexcept {
-    return [frame = frame_](FrameBase* caller) -> boost::asio::detail::awaitable_thread<Executor>* {
-      frame->push_frame(caller);
-      return nullptr;
-    };
-  }
-
-  /// After the body ended: its exception, if it threw (taken out of its frame).
-  std::exception_ptr take_exception() noexcept { return PendingException::take(*frame_); }
-
-  /// After the body ended without an exception: its value.
-  T take_value() { return frame_->get(); }
+  explicit CancelCommand(TaskBase& task) : task_(task) {}
+  void execute(Engine& engine) noexcept override;
+  void discard(Engine& engine) noexcept override;
 
 private:
-  // Protected in Asio's frame; read through a derived class's member pointer.
-  struct PendingException : FrameBase {
-    static std::exception_ptr take(FrameBase& frame) noexcept {
-      return std::exchange(frame.*(&PendingException::pending_exception_), nullptr);
-    }
+  TaskBase& task_;
+};
+
+/// The loop-thread side of a task: its stage, its place among the tasks in flight, its
+/// cancellation signal. Its typed result and callable live in the Task that derives from it.
+class TaskBase : public Command {
+public:
+  /// `engine` must outlive the task's time on the loop; afterwards only a caller that keeps
+  /// it alive (a TaskHandle) may use it (to cancel).
+  TaskBase(Engine& engine, TaskKind kind, bool is_coroutine) noexcept
+      : coroutine(is_coroutine), engine_(engine), kind_(kind) {}
+
+  void execute(Engine& engine) noexcept override;
+  void discard(Engine& engine) noexcept override;
+
+  TaskStage stage() const noexcept { return stage_.load(std::memory_order_acquire); }
+  /// Moves the stage from `from` to `to`; false if it was elsewhere.
+  bool advance(TaskStage from, TaskStage to) noexcept {
+    return stage_.compare_exchange_strong(from, to, std::memory_order_acq_rel);
+  }
+  /// Loop thread: the task ends in `final` whatever request a host made meanwhile.
+  TaskStage finish(TaskStage final) noexcept { return stage_.exchange(final, std::memory_order_acq_rel); }
+
+  /// Any thread: a task not started yet is settled with TaskCancelled here and now (its
+  /// callable destroyed first; the loop goes on meanwhile, and its stop waits for this), and
+  /// never runs; a running coroutine gets a cancel through the queue. True if either
+  /// happened or a cancel is already on its way; false for a settled task and a plain
+  /// callable that has started. When another cancel is still destroying the callable, waits
+  /// for it (the task has settled on return), except on a loop thread and on a thread that
+  /// is itself inside such a cancel (a capture's destructor): the canceller may be waiting
+  /// for them.
+  bool request_cancel_any_thread(CancelCause cause) noexcept;
+  /// The submitting thread claims a task the loop refused: false if a cancel got there
+  /// first, and then only once the canceller has settled it, so that the handle the caller
+  /// gets back has settled.
+  bool claim_refusal() noexcept;
+  /// A cancel has claimed the task and is still destroying its callable (on its own thread).
+  bool cancel_in_progress() const noexcept { return stage() == TaskStage::cancelling_unstarted; }
+  /// Returns once no cancel is destroying the task's callable any more.
+  void wait_for_canceller() const noexcept;
+
+  /// Loop thread: starts the work (runs a callable inline, spawns a coroutine).
+  virtual void run() noexcept = 0;
+  /// Settles with an exception, without touching the callable's result.
+  virtual void settle_exception(std::exception_ptr error) noexcept = 0;
+  /// Destroys the stored callable (on the loop thread, or on the thread that cancelled the
+  /// task before it started) and detaches the task from its stop token.
+  void drop_function() noexcept {
+    stop_link_.reset();
+    drop_callable();
+  }
+  /// Links a std::stop_token: a stop request cancels the task. Before the task is queued.
+  void link_stop_token(std::stop_token token);
+  virtual StateBase& state() noexcept = 0;
+
+  Engine& engine() const noexcept { return engine_; }
+  TaskKind kind() const noexcept { return kind_; }
+  CancelCause cancel_cause() const noexcept { return cancel_cause_.load(std::memory_order_relaxed); }
+  void set_cancel_cause(CancelCause cause) noexcept { cancel_cause_.store(cause, std::memory_order_relaxed); }
+
+  /// Coroutines are tracked in flight; callables run to their end inside one command.
+  const bool coroutine;
+  /// Captured from the submitting thread (set before the task is queued).
+  std::shared_ptr<const ContextData> context;
+  TaskLabel label;
+  /// The host thread that submitted this task, for call_host (set when it is queued; empty
+  /// when a loop thread submitted it).
+  Ref<RefCounted> host_waiter;
+  /// Set for a coroutine task on a borrowed io_context: whoever runs that io_context after
+  /// the loop is gone may resume what the task left there (its own frame when abandoned, a
+  /// coroutine it co_spawned on its executor), which still reaches its loop.
+  Ref<RefCounted> keeps_loop;
+
+  // Loop-thread bookkeeping, the engine's.
+  TaskBase* prev_in_flight = nullptr;
+  TaskBase* next_in_flight = nullptr;
+  std::uint64_t start_seq = 0;
+  /// What escaped a stretch of its coroutine (escaped_task_stretch).
+  std::exception_ptr escaped_error;
+  boost::asio::cancellation_signal cancel_signal;
+
+protected:
+  ~TaskBase() = default;
+
+private:
+  virtual void drop_callable() noexcept = 0;
+
+  struct CancelOnStop {
+    TaskBase* task;
+    void operator()() const noexcept { task->request_cancel_any_thread(CancelCause::stop_token); }
   };
 
-  static Frame* frame_of(boost::asio::awaitable<T, Executor>& body) noexcept {
-    // awaitable<T> holds its frame pointer and nothing else, so the object and that pointer
-    // are pointer-interconvertible.
-    static_assert(std::is_standard_layout_v<boost::asio::awaitable<T, Executor>> &&
-                  sizeof(boost::asio::awaitable<T, Executor>) == sizeof(Frame*));
-    return *reinterpret_cast<Frame**>(&body);
-  }
-
-  Frame* frame_;
+  Engine& engine_;
+  const TaskKind kind_;
+  std::atomic<TaskStage> stage_{TaskStage::queued};
+  // Written by the thread that moves the task into a cancel stage, read when it settles.
+  std::atomic<CancelCause> cancel_cause_{CancelCause::cancel};
+  // Destroyed (so deregistered) before the task settles: a stop request never reaches a
+  // settled task, nor a loop that has gone.
+  std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
+  CancelCommand cancel_command_{*this};
 };
-#endif
 
-/// Starts `entry` as a new Asio coroutine thread of `task` on the calling (loop) thread,
-/// with the task's signal as the parent cancellation slot. The thread's executor carries
-/// the task (see task_of), so code inside can find its task, its context and its host. This is co_spawn without its entry point: no dispatch, no
-/// work guards, no completion handler and no final post, and so no place after the body
-/// where a late cancellation could throw out of io_context::run().
-void launch(EntryPoint entry, TaskBase& task);
+}  // namespace loopbridge::detail
 
-/// A posted plain callable: nobody waits on it and it runs to its end inside its command,
-/// so it needs no shared state, no reference count and no cancellation signal.
-template <class F>
-class PostedCall final : public Command {
-public:
-  template <class G>
-  PostedCall(G&& fn, TaskLabel label)
-      : fn_(std::in_place, std::forward<G>(fn)), context_(this_thread_context()), label_(std::move(label)) {}
+#include <loopbridge/loop/detail/coroutines.hpp>
 
-  // Made on the posting thread, freed on the loop thread. (An over-aligned callable takes
-  // the aligned forms, which go to the global ones.)
-  static void* operator new(std::size_t size) { return RecycledMemory::allocate(size); }
-  static void operator delete(void* block, std::size_t size) noexcept { RecycledMemory::deallocate(block, size); }
-  static void* operator new(std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
-  static void operator delete(void* block, std::align_val_t align) noexcept { ::operator delete(block, align); }
-
-  void execute(LoopCore& core) noexcept override {
-    std::unique_ptr<PostedCall> self(this);
-    std::exception_ptr error;
-    {
-      RunScope scope(core, label_, RunScope::Kind::command);
-      if (!core.begin_posted_call(label_, scope.started())) return;
-      auto outer = exchange_this_thread_context(std::move(context_));
-      try {
-        std::invoke(*fn_);
-      } catch (...) {
-        error = std::current_exception();
-      }
-      fn_.reset();  // its captures' destructors are part of the call's time
-      exchange_this_thread_context(std::move(outer));
-    }
-    core.end_posted_call(std::move(error));
-  }
-
-  void discard(LoopCore& core) noexcept override {
-    std::unique_ptr<PostedCall> self(this);
-    core.discard_posted_call();
-  }
-
-private:
-  std::optional<F> fn_;
-  std::shared_ptr<const ContextData> context_;
-  TaskLabel label_;
-};
+namespace loopbridge::detail {
 
 /// One submitted task: its result state, its loop bookkeeping and its callable, in one
 /// allocation.
 template <class T, class F>
 class Task final : public TypedState<T>, public TaskBase {
 public:
-  static constexpr bool coroutine = task_traits<F>::coroutine;
+  using value_type = T;
+  static constexpr bool is_coroutine = task_traits<F>::coroutine;
 
   /// Starts with one reference, the creator's; each further owner (the queue, a handle)
   /// adds its own.
   template <class G>
-  Task(LoopCore& core, TaskKind kind, G&& fn)
-      : TypedState<T>(1), TaskBase(core, kind, coroutine), fn_(std::forward<G>(fn)) {}
+  Task(Engine& engine, TaskKind kind, G&& fn)
+      : TypedState<T>(1), TaskBase(engine, kind, is_coroutine), fn_(std::forward<G>(fn)) {}
 
   void run() noexcept override {
-    if constexpr (coroutine) {
-      launch(drive(Ref<Task>::share(this)), *this);
+    if constexpr (is_coroutine) {
+      launch(TaskDriver<Task>::drive(Ref<Task>::share(this)), *this);
     } else {
       std::optional<Stored<T>> value;
       std::exception_ptr error;
@@ -210,21 +241,16 @@ public:
   void drop_callable() noexcept override { fn_.reset(); }
   StateBase& state() noexcept override { return *this; }
   bool request_cancel(CancelCause cause) noexcept override { return request_cancel_any_thread(cause); }
-  bool left_running_by_stop() const noexcept override { return left_by_stop; }
+  bool left_running_by_stop() const noexcept override { return is_given_up(stage()); }
 
-protected:
-  void report_unread_outcome() noexcept override {
-    if (failed_own) {
-      core().report_error(this->stored_exception(), "a failed task whose handle was dropped unread");
-    }
-  }
+  /// The coroutine's body (coroutine tasks): what the callable returns.
+  auto make_body() { return std::invoke(*fn_); }
 
-private:
   // The callable's captures are destroyed on the loop thread before the result is published,
   // so a host that sees the result also sees them gone.
   void complete(std::optional<Stored<T>>&& value, std::exception_ptr error) noexcept {
     this->drop_function();
-    std::optional<std::exception_ptr> verdict = core().conclude(*this, std::move(error));
+    std::optional<std::exception_ptr> verdict = conclude(*this, std::move(error));
     if (!verdict) return;
     if (kind() == TaskKind::detached) {
       // Nobody holds a handle to a posted task: nothing to publish.
@@ -238,72 +264,65 @@ private:
           this->set_value(std::move(value).value());  // a verdict without an error has a value
         }
       } catch (...) {
-        core().recount_completed_as_failed();  // moving the value into the state threw
-        this->failed_own = true;
+        recount_completed_as_failed(*this);  // moving the value into the state threw
         this->set_exception(std::current_exception());
       }
     }
     // Only now, so that whoever waits for this task to have left (cancel_all, stop) finds
     // its handle settled.
-    core().task_left(*this);
+    task_left(*this);
   }
 
-  /// Settles the task if its frame is destroyed before the body ended: Asio gives up a
-  /// coroutine whose awaited operation threw from its initiation, or dropped its handler.
-  struct FrameGuard {
-    Task& task;
-    ~FrameGuard() {
-      if (!task.settled) {
-        std::exception_ptr error = task.escaped_error;
-        if (!error) {
-          error = std::make_exception_ptr(TaskAbandoned(
-              "task's coroutine was destroyed before it finished: an operation it awaited dropped its handler"));
-        }
-        task.complete(std::nullopt, std::move(error));
-      }
-      // Asio is done with the slot once the body's frames are gone. Freeing the cancellation
-      // state it keeps there now, on the thread that made it, lets Asio recycle the block for
-      // the next task; left to the task's destructor, it would be freed on whichever thread
-      // drops the task last, and every coroutine task would cost the loop thread a malloc.
-      // Not after a cancel: the task may have ended inside that cancel's emit, which is
-      // still running the state. Nor when the stop gave the task up: no task follows to reuse
-      // the block, so the stop does not pay for the free.
-      if (!task.cancel_delivered && !task.given_up) task.cancel_signal.slot().clear();
+protected:
+  void report_unread_outcome() noexcept override {
+    if (stage() == TaskStage::failed) {
+      report_error(engine(), this->stored_exception(), "a failed task whose handle was dropped unread");
     }
-  };
-
-  // Owns a reference until its frame is gone: Asio touches the cancellation slot (in the
-  // task) until the body has ended.
-  static EntryPoint drive(Ref<Task> self) {
-    FrameGuard guard{*self};  // destroyed after the body's frames
-    std::optional<Stored<T>> value;
-    std::exception_ptr error;
-    try {
-      // Built in its own statement: g++ 12 may destroy temporaries of a co_await
-      // full-expression twice.
-      auto body = std::invoke(*self->fn_);
-#ifdef LOOPBRIDGE_BODY_WITHOUT_RETHROW
-      // Unlike `co_await body`, this skips Asio's throw-if-cancelled check: nothing can have
-      // cancelled the task yet (its launch runs the driver up to here synchronously).
-      BodyRun<T> run(body);
-      auto start = run.start();
-      co_await std::move(start);
-      error = run.take_exception();
-      if constexpr (!std::is_void_v<T>) {
-        if (!error) value.emplace(run.take_value());
-      }
-#else
-      if constexpr (std::is_void_v<T>) {
-        co_await std::move(body);
-      } else {
-        value.emplace(co_await std::move(body));
-      }
-#endif
-    } catch (...) {
-      error = std::current_exception();
-    }
-    self->complete(std::move(value), std::move(error));
   }
+
+private:
+  std::optional<F> fn_;
+};
+
+/// A posted plain callable, without its type: nobody waits on it and it runs to its end
+/// inside its command, so it needs no shared state, no reference count and no
+/// cancellation signal.
+class PostedCallBase : public Command {
+public:
+  explicit PostedCallBase(TaskLabel label) noexcept : context_(this_thread_context()), label_(std::move(label)) {}
+  virtual ~PostedCallBase() = default;
+
+  /// Runs the call (timed, counted, with the poster's context), then frees it.
+  void execute(Engine& engine) noexcept final;
+  /// Counts it as refused, reports it, and frees it.
+  void discard(Engine& engine) noexcept final;
+
+private:
+  /// Runs the callable; what it throws goes to the error handler.
+  virtual void invoke() = 0;
+  /// Destroys the callable: its captures' destructors are part of the call's time.
+  virtual void drop_callable() noexcept = 0;
+
+  std::shared_ptr<const ContextData> context_;
+  TaskLabel label_;
+};
+
+template <class F>
+class PostedCall final : public PostedCallBase {
+public:
+  template <class G>
+  PostedCall(G&& fn, TaskLabel label) : PostedCallBase(std::move(label)), fn_(std::in_place, std::forward<G>(fn)) {}
+
+  // Made on the posting thread, freed on the loop thread. (An over-aligned callable takes
+  // the aligned forms, which go to the global ones.)
+  static void* operator new(std::size_t size) { return RecycledMemory::allocate(size); }
+  static void operator delete(void* block, std::size_t size) noexcept { RecycledMemory::deallocate(block, size); }
+  static void* operator new(std::size_t size, std::align_val_t align) { return ::operator new(size, align); }
+  static void operator delete(void* block, std::align_val_t align) noexcept { ::operator delete(block, align); }
+
+private:
+  void invoke() override { std::invoke(*fn_); }
+  void drop_callable() noexcept override { fn_.reset(); }
 
   std::optional<F> fn_;
 };

@@ -47,8 +47,9 @@ void check_may_block(const char* what);
 /// pthread_atfork handler): from then on a blocking wait first checks that its loop has a
 /// thread in this process.
 inline std::atomic<bool> g_forked_child{false};
-/// LoopStopped when `loop` (a LoopCore) was started by the parent of this fork() child.
-void check_loop_not_forked_away(const RefCounted* loop);
+class Engine;
+/// LoopStopped when `loop` was started by the parent of this fork() child.
+void check_loop_not_forked_away(const Engine* loop);
 
 /// The settle-once part of a task's shared state: a futex-backed "done" word that host
 /// threads can block on with or without a deadline, and one continuation slot for waiters

@@ -1,28 +1,11 @@
 #pragma once
 
+#include <loopbridge/loop/detail/command.hpp>
+
 #include <atomic>
 #include <cstddef>
 
 namespace loopbridge::detail {
-
-class LoopCore;
-
-/// One cross-thread request to a loop: run a task, cancel one, cancel all, stop, resume a
-/// coroutine. Nodes are intrusive (embedded in the object they act on), so queueing one
-/// allocates nothing.
-class Command {
-public:
-  /// Runs on the loop thread, in queue order. Releases whatever the queue held.
-  virtual void execute(LoopCore& core) noexcept = 0;
-  /// The loop closed before the command ran: settle or free it without running it. Runs on
-  /// the loop thread during its final drain.
-  virtual void discard(LoopCore& core) noexcept = 0;
-
-  Command* next_in_queue = nullptr;
-
-protected:
-  ~Command() = default;
-};
 
 /// The loop's one multi-producer, single-consumer command queue.
 ///

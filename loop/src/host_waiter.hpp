@@ -26,17 +26,10 @@ public:
   bool serve();
 
   /// Host thread, for a call that submits and then waits (run()): calls that arrive between
-  /// the two are kept for the wait instead of refused.
-  class Expecting {
-  public:
-    explicit Expecting(HostWaiter& waiter);
-    ~Expecting();
-    Expecting(const Expecting&) = delete;
-    Expecting& operator=(const Expecting&) = delete;
-
-  private:
-    HostWaiter& waiter_;
-  };
+  /// the two are kept for the wait instead of refused (HostCallScope), until the matching
+  /// stop_expecting_calls().
+  void expect_calls();
+  void stop_expecting_calls() noexcept;
 
 private:
   /// The queued calls, oldest first, once nothing on this thread waits or expects any (then
