@@ -1,5 +1,6 @@
 #include "harness.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/version.hpp>
 
 #include <malloc.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <sstream>
@@ -115,6 +117,49 @@ void pin_this_thread(int cpu_id) {
   pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
+void place_this_thread(int cpu_id) {
+  if (cpu_id >= 0) {
+    pin_this_thread(cpu_id);
+    return;
+  }
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (int c : allowed_cpus()) CPU_SET(static_cast<unsigned>(c), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+const char* placement_name(Placement p) {
+  switch (p) {
+    case Placement::pinned: return "pinned";
+    case Placement::spread: return "spread";
+    case Placement::os: return "os";
+  }
+  return "?";
+}
+
+std::vector<Placement> placements_for(int hosts) {
+  std::vector<Placement> placements{Placement::pinned, Placement::os};
+  if (hosts > 1 && cpu_count() >= 3) placements.insert(placements.begin() + 1, Placement::spread);
+  return placements;
+}
+
+int loop_cpu(Placement p, int i, int loops) {
+  if (p == Placement::os) return kAnyCpu;
+  const int n = cpu_count();
+  return cpu((n * loops - 1 - i) % n);
+}
+
+int host_cpu(Placement p, int h, int loops) {
+  const int n = cpu_count();
+  const int left = n > loops ? n - loops : n;
+  switch (p) {
+    case Placement::pinned: return cpu(0);
+    case Placement::spread: return cpu(h % left);
+    case Placement::os: return kAnyCpu;
+  }
+  return kAnyCpu;
+}
+
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 double micros(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
@@ -197,7 +242,7 @@ std::pair<Clock::time_point, Clock::time_point> run_hosts(int hosts, const std::
   std::vector<std::thread> threads;
   for (int h = 0; h < hosts; ++h) {
     threads.emplace_back([&, h] {
-      pin_this_thread(cpu(host_cpu(h)));
+      place_this_thread(host_cpu(h));
       ready.fetch_add(1, std::memory_order_acq_rel);
       while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
       body(h);
@@ -224,6 +269,15 @@ RawLoop::~RawLoop() {
     io.stop();
     join();
   }
+}
+
+void RawLoop::place(int cpu_id) {
+  std::promise<void> placed;
+  boost::asio::post(io, [&] {
+    place_this_thread(cpu_id);
+    placed.set_value();
+  });
+  placed.get_future().get();
 }
 
 void RawLoop::join() {

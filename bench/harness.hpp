@@ -43,7 +43,29 @@ void init_cpus();
 /// count.
 int cpu(int k);
 int cpu_count();
+/// Pins this thread to cpu_id; a negative id leaves it where it is.
 void pin_this_thread(int cpu_id);
+
+/// A CPU id that lets the OS place the thread on any CPU the process may use.
+inline constexpr int kAnyCpu = -1;
+/// Pins this thread to cpu_id, or lets the OS move it over every CPU the process may use
+/// (kAnyCpu), as a user's threads are.
+void place_this_thread(int cpu_id);
+
+/// Where the threads of a throughput or round-trip measurement run.
+/// - pinned: the loop on the last CPU, every host thread on the first (on 2 vCPUs the only
+///   way to keep hosts off the loop's CPU);
+/// - spread: the loop on the last CPU, host threads round robin over the other CPUs (only
+///   with several hosts and at least two other CPUs; otherwise it is the pinned placement);
+/// - os: nothing pinned: the OS places every thread, as it does a user's.
+enum class Placement { pinned, spread, os };
+const char* placement_name(Placement p);
+/// The placements a measurement with `hosts` host threads runs in.
+std::vector<Placement> placements_for(int hosts);
+/// The CPU of loop `i` of `loops` (the last CPUs, one each while there are enough), and of
+/// host thread `h` (the CPUs the loops leave; all of them when they leave none).
+int loop_cpu(Placement p, int i = 0, int loops = 1);
+int host_cpu(Placement p, int h, int loops = 1);
 
 double seconds_since(Clock::time_point t);
 double micros(Clock::duration d);
@@ -76,7 +98,8 @@ private:
 /// variant sees every position in the order and follows two different variants.
 void alternate(int blocks, const std::vector<std::function<void()>>& variants);
 
-/// Runs body(host) on `hosts` threads pinned to cpu(host_cpu(host)), released together.
+/// Runs body(host) on `hosts` threads placed by place_this_thread(host_cpu(host)), released
+/// together.
 /// Returns the release time and the time the last host finished.
 std::pair<Clock::time_point, Clock::time_point> run_hosts(int hosts, const std::function<int(int)>& host_cpu,
                                                           const std::function<void(int)>& body);
@@ -110,6 +133,8 @@ struct RawLoop {
   RawLoop& operator=(const RawLoop&) = delete;
   /// Lets the thread finish once the queued work is done, and joins it.
   void join();
+  /// Moves the loop's thread (place_this_thread on it); returns once it ran there.
+  void place(int cpu_id);
 
   boost::asio::io_context io{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};

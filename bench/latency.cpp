@@ -1,5 +1,6 @@
 // Round trips (submit, then get) and submit-to-start lag from one host thread, with host
-// and loop pinned to the same CPU and to different CPUs, against raw Asio and two floors:
+// and loop pinned to the same CPU, to different CPUs, and placed by the OS (where a user's
+// threads run), against raw Asio and two floors:
 // threads handing a turn back and forth through a spinning atomic, and through a mutex and
 // condition variable.
 
@@ -68,7 +69,7 @@ std::vector<double> floor_round_trips(int n, bool spinning, int other_cpu) {
   int round = 0;
   std::atomic<bool> other_ready{false};
   std::thread other([&] {
-    pin_this_thread(other_cpu);
+    place_this_thread(other_cpu);
     other_ready.store(true, std::memory_order_release);
     for (int i = 0; i < n; ++i) {
       if (spinning) {
@@ -101,8 +102,8 @@ std::vector<double> floor_round_trips(int n, bool spinning, int other_cpu) {
   return us;
 }
 
-void pin_loop(const LoopHandle& loop, int cpu_id) {
-  loop.submit([cpu_id] { pin_this_thread(cpu_id); }).get();
+void place_loop(const LoopHandle& loop, int cpu_id) {
+  loop.submit([cpu_id] { place_this_thread(cpu_id); }).get();
 }
 
 void warm_up(const LoopHandle& loop) {
@@ -112,25 +113,27 @@ void warm_up(const LoopHandle& loop) {
 }  // namespace
 
 void latency(const Options& o, Results& results) {
-  struct Placement {
+  struct Where {
     const char* name;
     int host_cpu;
     int loop_cpu;
   };
-  std::vector<Placement> placements{{"same_cpu", 0, 0}};
-  if (cpu_count() > 1) placements.push_back({"cross_cpu", 0, 1});
+  std::vector<Where> placements{{"same_cpu", cpu(0), cpu(0)}};
+  if (cpu_count() > 1) placements.push_back({"cross_cpu", cpu(0), cpu(1)});
+  placements.push_back({"os", kAnyCpu, kAnyCpu});
 
   for (const auto& p : placements) {
     const std::string at = p.name;
-    const int loop_cpu = cpu(p.loop_cpu);
+    const int loop_cpu = p.loop_cpu;
     const int n = o.samples;
-    pin_this_thread(cpu(p.host_cpu));
+    place_this_thread(p.host_cpu);
 
     BackgroundLoop loop({.name = "bench"});
     loop.start();
-    pin_loop(loop, loop_cpu);
+    place_loop(loop, loop_cpu);
     warm_up(loop);
-    RawLoop raw(loop_cpu);
+    RawLoop raw(kAnyCpu);
+    raw.place(loop_cpu);
     for (int i = 0; i < 200; ++i) post_promise<int>(raw.io, [] { return 1; });
 
     auto& r = results;
@@ -158,15 +161,15 @@ void latency(const Options& o, Results& results) {
         [&] { r.add_latency("rt_floor", "mutex_condvar", at, floor_round_trips(n, false, loop_cpu), true); },
     };
 
-    // Low-latency mode, and the spinning floor, only across CPUs: on one CPU a spinning
-    // waiter only keeps the other side from running.
+    // Low-latency mode, and the spinning floor, only pinned across CPUs: on one CPU a
+    // spinning waiter only keeps the other side from running.
     std::optional<BackgroundLoop> spinning;
-    if (p.host_cpu != p.loop_cpu) {
+    if (p.host_cpu != p.loop_cpu && p.loop_cpu != kAnyCpu) {
       LoopOptions spin_options{.name = "bench-spin"};
       spin_options.spin_before_sleep = std::chrono::microseconds(50);
       spinning.emplace(spin_options);
       spinning->start();
-      pin_loop(*spinning, loop_cpu);
+      place_loop(*spinning, loop_cpu);
       warm_up(*spinning);
       variants.push_back([&] {
         r.add_latency("rt_callable", "loopbridge_spin", at, time_each(n, [&] { spinning->submit([] { return 1; }).get(); }), true);

@@ -1,11 +1,13 @@
 // Start + stop of an empty loop against a bare thread; stop with many tasks parked on long
-// timers (every future settled), cancelling them or dropping their frames, against Asio;
-// heap bytes per pending task.
+// timers (every future settled), cancelling them or dropping their frames, against Asio
+// tasks of the same shape (awaits that throw, awaits that return errors as values); heap
+// bytes per pending task.
 
 #include "harness.hpp"
 
 #include <loopbridge/loopbridge.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -30,11 +32,27 @@ namespace asio = boost::asio;
 
 constexpr int kStartStopRounds = 20;
 
-/// A task that counts itself started, then waits an hour.
+/// The two shapes of a task that users write: one whose awaits throw on cancellation
+/// (`use_awaitable`), and one that takes errors as values (`as_tuple(use_awaitable)`).
+enum class Shape { throwing, as_tuple };
+
+/// A task that counts itself started, then waits an hour; its await throws when cancelled.
 asio::awaitable<void> sleeper(std::atomic<int>* started) {
   started->fetch_add(1, std::memory_order_relaxed);
   asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
   co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// The same task taking the wait's error as a value: a cancel throws nothing.
+asio::awaitable<void> quiet_sleeper(std::atomic<int>* started) {
+  started->fetch_add(1, std::memory_order_relaxed);
+  asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
+  auto [error] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+  (void)error;
+}
+
+asio::awaitable<void> sleeper(std::atomic<int>* started, Shape shape) {
+  return shape == Shape::throwing ? sleeper(started) : quiet_sleeper(started);
 }
 
 void wait_until_parked(const std::atomic<int>& started, int n) {
@@ -44,7 +62,7 @@ void wait_until_parked(const std::atomic<int>& started, int n) {
 
 /// A started loopbridge loop pinned to `cpu_id`, with tasks parked on timers.
 struct LoopbridgeSleepers {
-  explicit LoopbridgeSleepers(int cpu_id) {
+  explicit LoopbridgeSleepers(int cpu_id, Shape task_shape = Shape::throwing) : shape(task_shape) {
     loop.start();
     loop.submit([cpu_id] { pin_this_thread(cpu_id); }).get();
     for (int i = 0; i < 200; ++i) loop.submit([] { return 1; }).get();
@@ -55,7 +73,7 @@ struct LoopbridgeSleepers {
   /// Submits n sleepers from this thread and keeps their handles; returns once all wait.
   void park(int n) {
     handles.reserve(handles.size() + static_cast<std::size_t>(n));
-    for (int i = 0; i < n; ++i) handles.push_back(loop.submit([this] { return sleeper(&started); }));
+    for (int i = 0; i < n; ++i) handles.push_back(loop.submit([this] { return sleeper(&started, shape); }));
     wait_until_parked(started, static_cast<int>(handles.size()));
   }
   void check_settled() const {
@@ -68,6 +86,7 @@ struct LoopbridgeSleepers {
   }
 
   BackgroundLoop loop{{.name = "bench-stop"}};
+  Shape shape;
   std::atomic<int> started{0};
   std::vector<TaskHandle<void>> handles;
 };
@@ -80,7 +99,8 @@ struct AsioSleepers {
     std::vector<std::future<void>> futures;
   };
 
-  explicit AsioSleepers(int cpu_id) : loop(std::make_unique<RawLoop>(cpu_id)) {}
+  explicit AsioSleepers(int cpu_id, Shape task_shape = Shape::throwing)
+      : shape(task_shape), loop(std::make_unique<RawLoop>(cpu_id)) {}
   AsioSleepers(const AsioSleepers&) = delete;
   AsioSleepers& operator=(const AsioSleepers&) = delete;
   /// Spawns n sleepers on the loop thread (where their signals are used); returns once all wait.
@@ -89,7 +109,7 @@ struct AsioSleepers {
     std::promise<void> spawned;
     asio::post(loop->io, [&] {
       for (auto& s : batch->signals) {
-        batch->futures.push_back(asio::co_spawn(loop->io, sleeper(&started),
+        batch->futures.push_back(asio::co_spawn(loop->io, sleeper(&started, shape),
                                                 asio::bind_cancellation_slot(s.slot(), asio::use_future)));
       }
       spawned.set_value();
@@ -133,6 +153,7 @@ struct AsioSleepers {
   }
 
   // Declared before the loop, so that they outlive the frames that use them.
+  Shape shape;
   std::atomic<int> started{0};
   int parked = 0;
   std::vector<std::unique_ptr<Batch>> batches;
@@ -167,45 +188,50 @@ void lifecycle(const Options& o, Results& results) {
         for (int i = 0; i < kStartStopRounds; ++i) RawLoop(-1).join();
         r.add("start_stop", "asio_thread", "", 0, 0, "us", "lower", "value", per_round(t));
       },
-      [&] {
-        LoopbridgeSleepers s(loop_cpu);
-        s.park(o.pending);
-        auto t = Clock::now();
-        s.loop.stop();
-        double ms = seconds_since(t) * 1e3;
-        s.check_settled();
-        r.add("stop_pending", "loopbridge", "", 0, 0, "ms", "lower", "value", ms);
-      },
-      [&] {
-        // The frames are destroyed without resuming, as Tokio drops its tasks; the handles
-        // settle with TaskCancelled.
-        LoopbridgeSleepers s(loop_cpu);
-        s.park(o.pending);
-        auto t = Clock::now();
-        s.loop.stop({.drop_in_flight = true});
-        double ms = seconds_since(t) * 1e3;
-        s.check_settled();
-        r.add("stop_pending", "loopbridge_drop", "", 0, 0, "ms", "lower", "value", ms);
-      },
-      [&] {
-        AsioSleepers s(loop_cpu);
-        s.park(o.pending);
-        auto t = Clock::now();
-        s.cancel_and_join();
-        double ms = seconds_since(t) * 1e3;
-        s.check_settled();
-        r.add("stop_pending", "asio_cancel_signals", "", 0, 0, "ms", "lower", "value", ms);
-      },
-      [&] {
-        AsioSleepers s(loop_cpu);
-        s.park(o.pending);
-        auto t = Clock::now();
-        s.drop_and_join();
-        double ms = seconds_since(t) * 1e3;
-        s.check_settled();
-        r.add("stop_pending", "asio_destroy", "", 0, 0, "ms", "lower", "value", ms);
-      },
   };
+  // Each stop beside the raw Asio stop of the same task shape; the frames-dropped stops
+  // run no task code, so their shape does not matter.
+  for (Shape shape : {Shape::throwing, Shape::as_tuple}) {
+    const std::string suffix = shape == Shape::throwing ? "" : "_tuple";
+    variants.push_back([&, shape, suffix] {
+      LoopbridgeSleepers s(loop_cpu, shape);
+      s.park(o.pending);
+      auto t = Clock::now();
+      s.loop.stop();
+      double ms = seconds_since(t) * 1e3;
+      s.check_settled();
+      r.add("stop_pending", "loopbridge" + suffix, "", 0, 0, "ms", "lower", "value", ms);
+    });
+    variants.push_back([&, shape, suffix] {
+      AsioSleepers s(loop_cpu, shape);
+      s.park(o.pending);
+      auto t = Clock::now();
+      s.cancel_and_join();
+      double ms = seconds_since(t) * 1e3;
+      s.check_settled();
+      r.add("stop_pending", "asio_cancel_signals" + suffix, "", 0, 0, "ms", "lower", "value", ms);
+    });
+  }
+  variants.push_back([&] {
+    // The frames are destroyed without resuming, as Tokio drops its tasks; the handles
+    // settle with TaskCancelled.
+    LoopbridgeSleepers s(loop_cpu);
+    s.park(o.pending);
+    auto t = Clock::now();
+    s.loop.stop({.drop_in_flight = true});
+    double ms = seconds_since(t) * 1e3;
+    s.check_settled();
+    r.add("stop_pending", "loopbridge_drop", "", 0, 0, "ms", "lower", "value", ms);
+  });
+  variants.push_back([&] {
+    AsioSleepers s(loop_cpu);
+    s.park(o.pending);
+    auto t = Clock::now();
+    s.drop_and_join();
+    double ms = seconds_since(t) * 1e3;
+    s.check_settled();
+    r.add("stop_pending", "asio_destroy", "", 0, 0, "ms", "lower", "value", ms);
+  });
   alternate(o.blocks, variants);
 }
 

@@ -52,6 +52,12 @@ def machine():
             "kernel": platform.release(), "os": os_name, "hostname": platform.node()}
 
 
+def default_tag(info=None):
+    """The machine's short name in the report, from its CPU model and count."""
+    info = info or machine()
+    return re.sub(r"[^a-z0-9]+", "-", f"{info['cpu']} {info['cores']}cpu".lower()).strip("-")
+
+
 def busy_fraction(seconds=1.0):
     """Share of the CPUs' time spent busy over `seconds` (while nothing of ours runs)."""
     def sample():
@@ -128,7 +134,7 @@ def main():
         print(f"run.py: no Python at {o.python}: skipping the asyncio baselines", file=sys.stderr)
 
     info = machine()
-    tag = o.tag or re.sub(r"[^a-z0-9]+", "-", f"{info['cpu']} {info['cores']}cpu".lower()).strip("-")
+    tag = o.tag or default_tag(info)
     out = o.out or os.path.join(ROOT, "docs/benchmarks", tag + ".json")
     common = ["--samples", str(size["samples"]), "--ops", str(size["ops"]), "--batch", str(size["batch"]),
               "--pending", str(size["pending"]), "--threads", o.threads, "--pool-loops", o.pool_loops]

@@ -1,7 +1,8 @@
 // Throughput from several host threads: callables with futures, coroutines with futures
 // (each host keeps a batch in flight, then waits for every result in order) and
 // fire-and-forget posts; on one loop against raw Asio, and on a LoopPool against a
-// round-robin set of io_contexts.
+// round-robin set of io_contexts; each with the threads pinned, spread and placed by the OS
+// (see Placement).
 
 #include "harness.hpp"
 
@@ -74,62 +75,63 @@ double post_throughput(const Options& o, int hosts, const std::function<int(int)
   return static_cast<double>(done.expected) / std::chrono::duration<double>(end - start).count();
 }
 
-void pin_loop(const LoopHandle& loop, int cpu_id) {
-  loop.submit([cpu_id] { pin_this_thread(cpu_id); }).get();
+void place_loop(const LoopHandle& loop, int cpu_id) {
+  loop.submit([cpu_id] { place_this_thread(cpu_id); }).get();
   for (int i = 0; i < 200; ++i) loop.submit([] { return 1; }).get();
 }
 
 }  // namespace
 
 void throughput(const Options& o, Results& results) {
-  const int ncpu = cpu_count();
-  const int loop_cpu = cpu(ncpu - 1);
-  const std::function<int(int)> host_cpu = [ncpu](int h) { return ncpu > 1 ? h % (ncpu - 1) : 0; };
   pin_this_thread(cpu(0));
-
   BackgroundLoop loop({.name = "bench"});
   loop.start();
-  pin_loop(loop, loop_cpu);
-  RawLoop raw(loop_cpu);
+  RawLoop raw(kAnyCpu);
   for (int i = 0; i < 200; ++i) post_promise(raw.io).get();
 
   for (int hosts : o.threads) {
-    auto add = [&](const char* metric, const char* variant, double value) {
-      results.add(metric, variant, "", hosts, 0, "ops/s", "higher", "value", value);
-    };
-    std::vector<std::function<void()>> variants{
-        [&] {
-          add("tp_callable", "loopbridge", futures_throughput(o, hosts, host_cpu, [&] {
-                return run_batches(o, [&] { return loop.submit([] { return 1; }); });
-              }));
-        },
-        [&] {
-          add("tp_callable", "asio_post_promise", futures_throughput(o, hosts, host_cpu, [&] {
-                return run_batches(o, [&] { return post_promise(raw.io); });
-              }));
-        },
-        [&] {
-          add("tp_coroutine", "loopbridge", futures_throughput(o, hosts, host_cpu, [&] {
-                return run_batches(o, [&] { return loop.submit(one); });
-              }));
-        },
-        [&] {
-          add("tp_coroutine", "asio_co_spawn", futures_throughput(o, hosts, host_cpu, [&] {
-                return run_batches(o, [&] { return asio::co_spawn(raw.io, one(), asio::use_future); });
-              }));
-        },
-        [&] {
-          add("tp_post", "loopbridge", post_throughput(o, hosts, host_cpu, [&](Completion& done) {
-                for (int i = 0; i < o.ops; ++i) loop.post([&done] { done.count(); });
-              }));
-        },
-        [&] {
-          add("tp_post", "asio_post", post_throughput(o, hosts, host_cpu, [&](Completion& done) {
-                for (int i = 0; i < o.ops; ++i) asio::post(raw.io, [&done] { done.count(); });
-              }));
-        },
-    };
-    alternate(o.blocks, variants);
+    for (Placement placement : placements_for(hosts)) {
+      place_loop(loop, loop_cpu(placement));
+      raw.place(loop_cpu(placement));
+      const std::function<int(int)> on_cpu = [placement](int h) { return host_cpu(placement, h); };
+      auto add = [&, at = std::string(placement_name(placement))](const char* metric, const char* variant,
+                                                                   double value) {
+        results.add(metric, variant, at, hosts, 0, "ops/s", "higher", "value", value);
+      };
+      std::vector<std::function<void()>> variants{
+          [&] {
+            add("tp_callable", "loopbridge", futures_throughput(o, hosts, on_cpu, [&] {
+                  return run_batches(o, [&] { return loop.submit([] { return 1; }); });
+                }));
+          },
+          [&] {
+            add("tp_callable", "asio_post_promise", futures_throughput(o, hosts, on_cpu, [&] {
+                  return run_batches(o, [&] { return post_promise(raw.io); });
+                }));
+          },
+          [&] {
+            add("tp_coroutine", "loopbridge", futures_throughput(o, hosts, on_cpu, [&] {
+                  return run_batches(o, [&] { return loop.submit(one); });
+                }));
+          },
+          [&] {
+            add("tp_coroutine", "asio_co_spawn", futures_throughput(o, hosts, on_cpu, [&] {
+                  return run_batches(o, [&] { return asio::co_spawn(raw.io, one(), asio::use_future); });
+                }));
+          },
+          [&] {
+            add("tp_post", "loopbridge", post_throughput(o, hosts, on_cpu, [&](Completion& done) {
+                  for (int i = 0; i < o.ops; ++i) loop.post([&done] { done.count(); });
+                }));
+          },
+          [&] {
+            add("tp_post", "asio_post", post_throughput(o, hosts, on_cpu, [&](Completion& done) {
+                  for (int i = 0; i < o.ops; ++i) asio::post(raw.io, [&done] { done.count(); });
+                }));
+          },
+      };
+      alternate(o.blocks, variants);
+    }
   }
 }
 
@@ -137,55 +139,54 @@ void pool([[maybe_unused]] const Options& o, [[maybe_unused]] Results& results) 
 #ifndef LOOPBRIDGE_BENCH_HAS_POOL
   std::fprintf(stderr, "loopbridge_bench: this loopbridge has no LoopPool; pool group skipped\n");
 #else
-  const int ncpu = cpu_count();
   pin_this_thread(cpu(0));
   for (int loops : o.pool_loops) {
-    // Loops from the last CPU down, hosts on the CPUs left (all of them when none are).
-    auto loop_cpu = [&](int i) { return cpu((ncpu * loops - 1 - i) % ncpu); };
-    const std::function<int(int)> host_cpu = [ncpu, loops](int h) {
-      return ncpu > loops ? h % (ncpu - loops) : h % ncpu;
-    };
-
     LoopPool loop_pool({.loops = static_cast<std::size_t>(loops)});
     loop_pool.start();
     std::vector<std::unique_ptr<RawLoop>> raw;
-    for (int i = 0; i < loops; ++i) {
-      pin_loop(loop_pool.loop(static_cast<std::size_t>(i)), loop_cpu(i));
-      raw.push_back(std::make_unique<RawLoop>(loop_cpu(i)));
-    }
+    for (int i = 0; i < loops; ++i) raw.push_back(std::make_unique<RawLoop>(kAnyCpu));
     // The hand-rolled pool: one shared counter picks the next io_context, as LoopPool does.
     std::atomic<std::size_t> next{0};
     auto next_io = [&]() -> asio::io_context& {
       return raw[next.fetch_add(1, std::memory_order_relaxed) % raw.size()]->io;
     };
 
-    for (int hosts : o.threads) {
-      auto add = [&](const char* metric, const char* variant, double value) {
-        results.add(metric, variant, "", hosts, loops, "ops/s", "higher", "value", value);
-      };
-      std::vector<std::function<void()>> variants{
-          [&] {
-            add("pool_callable", "loopbridge_pool", futures_throughput(o, hosts, host_cpu, [&] {
-                  return run_batches(o, [&] { return loop_pool.submit([] { return 1; }); });
-                }));
-          },
-          [&] {
-            add("pool_callable", "asio_pool_post_promise", futures_throughput(o, hosts, host_cpu, [&] {
-                  return run_batches(o, [&] { return post_promise(next_io()); });
-                }));
-          },
-          [&] {
-            add("pool_coroutine", "loopbridge_pool", futures_throughput(o, hosts, host_cpu, [&] {
-                  return run_batches(o, [&] { return loop_pool.submit(one); });
-                }));
-          },
-          [&] {
-            add("pool_coroutine", "asio_pool_co_spawn", futures_throughput(o, hosts, host_cpu, [&] {
-                  return run_batches(o, [&] { return asio::co_spawn(next_io(), one(), asio::use_future); });
-                }));
-          },
-      };
-      alternate(o.blocks, variants);
+    // The spread placement is the pool's pinned one: hosts go to the CPUs the loops leave.
+    for (Placement placement : {Placement::spread, Placement::os}) {
+      for (int i = 0; i < loops; ++i) {
+        place_loop(loop_pool.loop(static_cast<std::size_t>(i)), loop_cpu(placement, i, loops));
+        raw[static_cast<std::size_t>(i)]->place(loop_cpu(placement, i, loops));
+      }
+      const std::function<int(int)> on_cpu = [placement, loops](int h) { return host_cpu(placement, h, loops); };
+      const std::string at = placement == Placement::os ? "os" : "pinned";
+      for (int hosts : o.threads) {
+        auto add = [&](const char* metric, const char* variant, double value) {
+          results.add(metric, variant, at, hosts, loops, "ops/s", "higher", "value", value);
+        };
+        std::vector<std::function<void()>> variants{
+            [&] {
+              add("pool_callable", "loopbridge_pool", futures_throughput(o, hosts, on_cpu, [&] {
+                    return run_batches(o, [&] { return loop_pool.submit([] { return 1; }); });
+                  }));
+            },
+            [&] {
+              add("pool_callable", "asio_pool_post_promise", futures_throughput(o, hosts, on_cpu, [&] {
+                    return run_batches(o, [&] { return post_promise(next_io()); });
+                  }));
+            },
+            [&] {
+              add("pool_coroutine", "loopbridge_pool", futures_throughput(o, hosts, on_cpu, [&] {
+                    return run_batches(o, [&] { return loop_pool.submit(one); });
+                  }));
+            },
+            [&] {
+              add("pool_coroutine", "asio_pool_co_spawn", futures_throughput(o, hosts, on_cpu, [&] {
+                    return run_batches(o, [&] { return asio::co_spawn(next_io(), one(), asio::use_future); });
+                  }));
+            },
+        };
+        alternate(o.blocks, variants);
+      }
     }
     loop_pool.stop();
   }

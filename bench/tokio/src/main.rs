@@ -104,12 +104,60 @@ fn cpu_count() -> usize {
     CPUS.lock().unwrap().len()
 }
 
+/// A CPU id that lets the OS place the thread on any CPU the process may use.
+const ANY_CPU: usize = usize::MAX;
+
+/// Pins this thread to `cpu_id` (every allowed CPU for ANY_CPU); None leaves it where it is.
 fn pin(cpu_id: Option<usize>) {
     if let Some(c) = cpu_id {
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(c, &mut set);
+            if c == ANY_CPU {
+                for &allowed in CPUS.lock().unwrap().iter() {
+                    libc::CPU_SET(allowed, &mut set);
+                }
+            } else {
+                libc::CPU_SET(c, &mut set);
+            }
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+/// Where the threads of a measurement run, as in the C++ program: pinned (the loop on the
+/// last CPU, every host on the first), spread (hosts round robin over the CPUs other than
+/// the loop's; several hosts and at least two such CPUs) and os (nothing pinned).
+#[derive(Clone, Copy, PartialEq)]
+enum Placement {
+    Pinned,
+    Spread,
+    Os,
+}
+
+impl Placement {
+    fn name(self) -> &'static str {
+        match self {
+            Placement::Pinned => "pinned",
+            Placement::Spread => "spread",
+            Placement::Os => "os",
+        }
+    }
+    fn all_for(hosts: usize) -> Vec<Placement> {
+        if hosts > 1 && cpu_count() >= 3 {
+            vec![Placement::Pinned, Placement::Spread, Placement::Os]
+        } else {
+            vec![Placement::Pinned, Placement::Os]
+        }
+    }
+    fn loop_cpu(self) -> usize {
+        if self == Placement::Os { ANY_CPU } else { cpu(cpu_count() - 1) }
+    }
+    fn host_cpu(self, h: usize) -> usize {
+        let n = cpu_count();
+        match self {
+            Placement::Pinned => cpu(0),
+            Placement::Spread => cpu(h % if n > 1 { n - 1 } else { n }),
+            Placement::Os => ANY_CPU,
         }
     }
 }
@@ -331,14 +379,15 @@ fn us_since(t: Instant) -> f64 {
 // Round trips and submit-to-start lag, host and loop on the same CPU and on different CPUs
 
 fn latency(o: &Options, results: &mut Results) {
-    let mut placements = vec![("same_cpu", 0usize, 0usize)];
+    let mut placements = vec![("same_cpu", cpu(0), cpu(0))];
     if cpu_count() > 1 {
-        placements.push(("cross_cpu", 0, 1));
+        placements.push(("cross_cpu", cpu(0), cpu(1)));
     }
+    placements.push(("os", ANY_CPU, ANY_CPU));
     for (placement, host_cpu, loop_cpu) in placements {
-        pin(Some(cpu(host_cpu)));
+        pin(Some(host_cpu));
         let loops: Vec<(Flavor, Loop)> =
-            FLAVORS.iter().map(|&f| (f, Loop::new(f, vec![Some(cpu(loop_cpu))]))).collect();
+            FLAVORS.iter().map(|&f| (f, Loop::new(f, vec![Some(loop_cpu)]))).collect();
         for (_, l) in &loops {
             l.warm_up();
         }
@@ -394,7 +443,7 @@ fn latency(o: &Options, results: &mut Results) {
 // ---------------------------------------------------------------------------------------
 // Throughput: `hosts` threads, each submitting `ops` tasks in batches of `batch`
 
-/// Runs `body(host)` on `hosts` threads pinned by `host_cpu`, released together; returns
+/// Runs `body(host)` on `hosts` threads placed on `host_cpu(host)`, released together; returns
 /// the release time and the time the last one finished.
 fn run_hosts<F: Fn(usize) + Sync>(hosts: usize, host_cpu: &dyn Fn(usize) -> usize, body: F) -> (Instant, Instant) {
     let ready = AtomicUsize::new(0);
@@ -403,7 +452,7 @@ fn run_hosts<F: Fn(usize) + Sync>(hosts: usize, host_cpu: &dyn Fn(usize) -> usiz
     let mut start = Instant::now();
     std::thread::scope(|s| {
         for h in 0..hosts {
-            let cpu_id = cpu(host_cpu(h));
+            let cpu_id = host_cpu(h);
             let (ready, go, ends, body) = (&ready, &go, &ends, &body);
             s.spawn(move || {
                 pin(Some(cpu_id));
@@ -483,37 +532,40 @@ fn post_throughput(handle: &Handle, o: &Options, hosts: usize, host_cpu: &dyn Fn
 }
 
 fn throughput(o: &Options, results: &mut Results) {
-    let ncpu = cpu_count();
-    let loop_cpu = ncpu - 1;
-    let host_cpu = move |h: usize| if ncpu > 1 { h % (ncpu - 1) } else { 0 };
     pin(Some(cpu(0)));
-    let loops: Vec<(Flavor, Loop)> = FLAVORS.iter().map(|&f| (f, Loop::new(f, vec![Some(cpu(loop_cpu))]))).collect();
-    for (_, l) in &loops {
-        l.warm_up();
-    }
     for &hosts in &o.threads {
-        let results_cell = std::cell::RefCell::new(&mut *results);
-        let mut variants: Vec<Box<dyn FnMut() + '_>> = Vec::new();
-        for (flavor, l) in &loops {
-            let r = &results_cell;
-            let name = flavor.name();
-            variants.push(Box::new(move || {
-                let v = futures_throughput(&l.handle, o, hosts, &host_cpu, false);
-                r.borrow_mut().add("tp_coroutine", &format!("{}_oneshot", name), "", hosts, 0, "ops/s", "higher", "value", v);
-            }));
-            variants.push(Box::new(move || {
-                let v = futures_throughput(&l.handle, o, hosts, &host_cpu, true);
-                r.borrow_mut().add("tp_coroutine", &format!("{}_block_on", name), "", hosts, 0, "ops/s", "higher", "value", v);
-            }));
-            variants.push(Box::new(move || {
-                let v = post_throughput(&l.handle, o, hosts, &host_cpu);
-                r.borrow_mut().add("tp_post", &format!("{}_spawn", name), "", hosts, 0, "ops/s", "higher", "value", v);
-            }));
+        for placement in Placement::all_for(hosts) {
+            let loops: Vec<(Flavor, Loop)> =
+                FLAVORS.iter().map(|&f| (f, Loop::new(f, vec![Some(placement.loop_cpu())]))).collect();
+            for (_, l) in &loops {
+                l.warm_up();
+            }
+            let host_cpu = move |h: usize| placement.host_cpu(h);
+            let at = placement.name();
+            let results_cell = std::cell::RefCell::new(&mut *results);
+            let mut variants: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+            for (flavor, l) in &loops {
+                let r = &results_cell;
+                let name = flavor.name();
+                variants.push(Box::new(move || {
+                    let v = futures_throughput(&l.handle, o, hosts, &host_cpu, false);
+                    r.borrow_mut().add("tp_coroutine", &format!("{}_oneshot", name), at, hosts, 0, "ops/s", "higher", "value", v);
+                }));
+                variants.push(Box::new(move || {
+                    let v = futures_throughput(&l.handle, o, hosts, &host_cpu, true);
+                    r.borrow_mut().add("tp_coroutine", &format!("{}_block_on", name), at, hosts, 0, "ops/s", "higher", "value", v);
+                }));
+                variants.push(Box::new(move || {
+                    let v = post_throughput(&l.handle, o, hosts, &host_cpu);
+                    r.borrow_mut().add("tp_post", &format!("{}_spawn", name), at, hosts, 0, "ops/s", "higher", "value", v);
+                }));
+            }
+            alternate(o.blocks, &mut variants);
+            drop(variants);
+            for (_, l) in loops {
+                l.shutdown();
+            }
         }
-        alternate(o.blocks, &mut variants);
-    }
-    for (_, l) in loops {
-        l.shutdown();
     }
 }
 
@@ -596,17 +648,32 @@ fn pool(o: &Options, results: &mut Results) {
     let ncpu = cpu_count();
     pin(Some(cpu(0)));
     for &loops in &o.pool_loops {
-        let worker_cpus: Vec<Option<usize>> = (0..loops).map(|i| Some(cpu((ncpu * loops - 1 - i) % ncpu))).collect();
-        let l = Loop::new(Flavor::Multi, worker_cpus);
-        l.warm_up();
-        let host_cpu = move |h: usize| if ncpu > loops { h % (ncpu - loops) } else { h % ncpu };
-        for &hosts in &o.threads {
-            for _ in 0..o.blocks {
-                let v = futures_throughput(&l.handle, o, hosts, &host_cpu, false);
-                results.add("pool_coroutine", "tokio_mt_oneshot", "", hosts, loops, "ops/s", "higher", "value", v);
+        // Pinned as the C++ pools are (workers on the last CPUs, hosts on the ones they
+        // leave), and placed by the OS.
+        for pinned in [true, false] {
+            let worker_cpus: Vec<Option<usize>> = (0..loops)
+                .map(|i| Some(if pinned { cpu((ncpu * loops - 1 - i) % ncpu) } else { ANY_CPU }))
+                .collect();
+            let l = Loop::new(Flavor::Multi, worker_cpus);
+            l.warm_up();
+            let host_cpu = move |h: usize| {
+                if !pinned {
+                    ANY_CPU
+                } else if ncpu > loops {
+                    cpu(h % (ncpu - loops))
+                } else {
+                    cpu(h % ncpu)
+                }
+            };
+            let at = if pinned { "pinned" } else { "os" };
+            for &hosts in &o.threads {
+                for _ in 0..o.blocks {
+                    let v = futures_throughput(&l.handle, o, hosts, &host_cpu, false);
+                    results.add("pool_coroutine", "tokio_mt_oneshot", at, hosts, loops, "ops/s", "higher", "value", v);
+                }
             }
+            l.shutdown();
         }
-        l.shutdown();
     }
 }
 

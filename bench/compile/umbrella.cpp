@@ -1,0 +1,2 @@
+// Compile-cost sample (a): the umbrella header alone.
+#include <loopbridge/loopbridge.hpp>
