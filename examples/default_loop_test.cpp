@@ -10,9 +10,11 @@
 
 #include "forecast.hpp"
 
+#include <loopbridge/loopbridge.hpp>
 #include <loopbridge/testing/catch2.hpp>
 
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>

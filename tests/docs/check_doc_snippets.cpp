@@ -1,18 +1,22 @@
-// Checks that every C++ block in the guides is code that is compiled and run.
+// Checks that every C++ block in the guides is code that is compiled and run, and that it
+// shows what a reader must include to paste it.
 //
-// Each ```cpp block of README.md and docs/**/*.md must equal, line for line (indentation
+// Each ```cpp block of README.md and docs/**/*.md begins with its head: the #include lines
+// its code needs (at least one), and the using-declarations and namespace aliases it relies
+// on. The rest of the block, or the whole block, must equal, line for line (indentation
 // aside), a region of a source file under examples/ or tests/ that lies between two
-// `//! [name]` lines (Doxygen's snippet markers). Those sources are built and run by ctest,
-// so a guide cannot show code that does not compile or no longer does what it says.
+// `//! [name]` lines (Doxygen's snippet markers), and every line of the head must be a line
+// of that file. Those sources are built and run by ctest, so a guide cannot show code that
+// does not compile, no longer does what it says, or needs a header it does not name.
 //
-// Usage: check_doc_snippets <repository root> [guide to leave out]...
-// (a guide left out is named by its path from the root, e.g. docs/operations.md)
+// Usage: check_doc_snippets <repository root>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +65,7 @@ std::string marker_name(const std::string& line) {
 
 struct Region {
   std::string where;
+  fs::path file;
   Lines lines;
 };
 
@@ -75,7 +80,7 @@ bool collect_regions(const fs::path& file, const fs::path& root, std::vector<Reg
         open.erase(it);
       } else {
         open[name] = regions.size();
-        regions.push_back({fs::relative(file, root).string() + ":" + std::to_string(n + 1), {}});
+        regions.push_back({fs::relative(file, root).string() + ":" + std::to_string(n + 1), file, {}});
       }
       continue;
     }
@@ -89,20 +94,91 @@ bool collect_regions(const fs::path& file, const fs::path& root, std::vector<Reg
 
 struct Block {
   std::string where;
-  Lines lines;
+  Lines head;  // the includes and using-declarations a reader pastes above the code
+  Lines body;  // the code
+  Lines lines;  // both
 };
+
+/// Whether a line of a block belongs to its head: an #include, a using-directive or
+/// -declaration, a namespace alias.
+bool is_head_line(const std::string& line) {
+  const std::string text = trim(line);
+  return text.rfind("#include ", 0) == 0 || text.rfind("using ", 0) == 0 ||
+         (text.rfind("namespace ", 0) == 0 && text.find(" = ") != std::string::npos);
+}
 
 std::vector<Block> cpp_blocks(const fs::path& file, const fs::path& root) {
   Lines lines = read_lines(file);
   std::vector<Block> blocks;
   for (std::size_t n = 0; n < lines.size(); ++n) {
     if (trim(lines[n]) != "```cpp") continue;
-    Block block{fs::relative(file, root).string() + ":" + std::to_string(n + 1), {}};
+    Block block{fs::relative(file, root).string() + ":" + std::to_string(n + 1), {}, {}, {}};
     for (++n; n < lines.size() && trim(lines[n]) != "```"; ++n) block.lines.push_back(lines[n]);
     block.lines = normalised(block.lines);
+    std::size_t body = 0;
+    while (body < block.lines.size() && (block.lines[body].empty() || is_head_line(block.lines[body]))) ++body;
+    for (std::size_t i = 0; i < body; ++i) {
+      if (!block.lines[i].empty()) block.head.push_back(trim(block.lines[i]));
+    }
+    block.body = normalised(Lines(block.lines.begin() + static_cast<std::ptrdiff_t>(body), block.lines.end()));
     blocks.push_back(std::move(block));
   }
   return blocks;
+}
+
+/// The lines of `file`, trimmed, to look a block's head up in.
+const std::set<std::string>& lines_of(const fs::path& file) {
+  static std::map<fs::path, std::set<std::string>> cache;
+  auto [it, inserted] = cache.try_emplace(file);
+  if (inserted) {
+    for (const auto& line : read_lines(file)) it->second.insert(trim(line));
+  }
+  return it->second;
+}
+
+/// The lines of `head` that `file` does not have.
+Lines missing_from(const Lines& head, const fs::path& file) {
+  Lines missing;
+  for (const auto& line : head) {
+    if (lines_of(file).count(line) == 0) missing.push_back(line);
+  }
+  return missing;
+}
+
+bool shows_an_include(const Block& block) {
+  return std::any_of(block.head.begin(), block.head.end(), [](const std::string& line) { return line.rfind("#include ", 0) == 0; });
+}
+
+/// Checks one block against the compiled regions; prints what is wrong.
+bool check_block(const Block& block, const std::vector<Region>& regions) {
+  auto print = [](const Lines& lines) {
+    for (const auto& line : lines) std::cerr << "    " << line << "\n";
+  };
+  if (!shows_an_include(block)) {
+    std::cerr << block.where << ": this C++ block shows no #include: begin it with the includes its code needs\n";
+    print(block.lines);
+    return false;
+  }
+  const Region* compiled = nullptr;  // a region the block shows, whose file has its head
+  const Region* without_head = nullptr;  // one whose file lacks some of the head
+  for (const auto& region : regions) {
+    if (region.lines != block.lines && region.lines != block.body) continue;
+    if (missing_from(block.head, region.file).empty()) {
+      compiled = &region;
+      break;
+    }
+    without_head = &region;
+  }
+  if (compiled != nullptr) return true;
+  if (without_head != nullptr) {
+    std::cerr << block.where << ": the code is " << without_head->where
+              << ", but that file lacks these lines of the block's head:\n";
+    print(missing_from(block.head, without_head->file));
+    return false;
+  }
+  std::cerr << block.where << ": this C++ block matches no `//! [name]` region under examples/ or tests/:\n";
+  print(block.lines);
+  return false;
 }
 
 std::vector<fs::path> files_under(const fs::path& folder, const std::vector<std::string>& extensions) {
@@ -121,12 +197,11 @@ std::vector<fs::path> files_under(const fs::path& folder, const std::vector<std:
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: check_doc_snippets <repository root> [guide to leave out]...\n";
+  if (argc != 2) {
+    std::cerr << "usage: check_doc_snippets <repository root>\n";
     return 2;
   }
   const fs::path root = fs::canonical(argv[1]);
-  const std::vector<std::string> left_out(argv + 2, argv + argc);
 
   bool ok = true;
   std::vector<Region> regions;
@@ -138,18 +213,9 @@ int main(int argc, char** argv) {
   guides.insert(guides.begin(), root / "README.md");
   std::size_t checked = 0;
   for (const auto& guide : guides) {
-    const std::string name = fs::relative(guide, root).string();
-    if (std::find(left_out.begin(), left_out.end(), name) != left_out.end()) {
-      std::cout << name << ": left out, its C++ blocks are not checked\n";
-      continue;
-    }
     for (const auto& block : cpp_blocks(guide, root)) {
       ++checked;
-      auto same = [&](const Region& region) { return region.lines == block.lines; };
-      if (std::any_of(regions.begin(), regions.end(), same)) continue;
-      ok = false;
-      std::cerr << block.where << ": this C++ block matches no `//! [name]` region under examples/ or tests/:\n";
-      for (const auto& line : block.lines) std::cerr << "    " << line << "\n";
+      ok = check_block(block, regions) && ok;
     }
   }
   std::cout << checked << " C++ blocks checked against " << regions.size() << " compiled regions\n";

@@ -5,17 +5,10 @@
 
 #include "support/deadline.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
+#include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/experimental/channel.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/read_until.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/write.hpp>
+#include <catch2/catch.hpp>
 
 #include <iostream>
 #include <mutex>
@@ -118,8 +111,8 @@ boost::asio::awaitable<std::string> read_greeting(unsigned short port) {
 
 TEST_CASE("coming from python: a synchronous program gathers three coroutines", "[docs]") {
   printed.clear();
-  //! [gather]
   using namespace boost::asio::experimental::awaitable_operators;
+  //! [gather]
 
   loopbridge::BackgroundLoop loop({.name = "work"});
   loop.start();

@@ -7,11 +7,7 @@
 #include "support/deadline.hpp"
 #include "support/line_server.hpp"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/use_future.hpp>
+#include <boost/asio.hpp>
 
 #include <pthread.h>
 #include <sched.h>

@@ -5,10 +5,8 @@
 
 #include "support/deadline.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio.hpp>
+#include <catch2/catch.hpp>
 
 #include <iostream>
 #include <optional>

@@ -70,7 +70,7 @@ struct TaskInfo {
 /// slow_callback_duration warning).
 struct StallReport {
   std::string loop;        ///< the loop's name
-  std::string task;        ///< the running task's name; "(unnamed)" or "(posted)" if it has none
+  std::string task;        ///< the running task's name (SubmitOptions::name); "(unnamed)" if it has none
   source_location where;  ///< the submit() call of that task
   std::chrono::nanoseconds duration{0};  ///< how long that one stretch ran
 };
