@@ -177,7 +177,7 @@ TEST_CASE("a stop that drops a task keeps its frame until the host call using it
   std::atomic<bool> in_call{false};
   std::atomic<int> read{0};
   std::jthread stopper([&] {
-    while (!in_call) std::this_thread::sleep_for(1ms);
+    eventually([&] { return in_call.load(); });
     loop.stop({.cancel_timeout = 5s, .drop_in_flight = true});
   });
   CHECK_THROWS_AS(run(loop,
@@ -185,7 +185,8 @@ TEST_CASE("a stop that drops a task keeps its frame until the host call using it
                         std::vector<int> local(1000, 7);
                         auto op = call_host([&] {
                           in_call = true;
-                          std::this_thread::sleep_for(200ms);
+                          // Reads the frame only once the stop has dropped the task (counted it cancelled).
+                          eventually([&] { return loop.stats().cancelled == 1; });
                           read = local[999];
                           return 1;
                         });

@@ -9,7 +9,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -114,15 +116,23 @@ TEST_CASE("a stop token cancels the task it was submitted with", "[bridge][run][
 
   // From a std::jthread: stopping the thread cancels its blocking run().
   std::atomic<bool> cancelled{false};
+  std::atomic<bool> run_task_started{false};
   {
     std::jthread worker([&](std::stop_token stop) {
       try {
-        run(loop, [] { return sleep_then(std::chrono::hours(1), 1); }, 30s, {.stop = stop});
+        run(
+            loop,
+            [&] {
+              run_task_started = true;
+              return sleep_then(std::chrono::hours(1), 1);
+            },
+            30s, {.stop = stop});
       } catch (const TaskCancelled&) {
         cancelled = true;
       }
     });
-    std::this_thread::sleep_for(10ms);
+    // The stop request finds run()'s task running, not yet to be submitted.
+    CHECK(eventually([&] { return run_task_started.load(); }));
   }  // ~jthread requests stop, then joins
   CHECK(cancelled);
 
@@ -149,7 +159,9 @@ TEST_CASE("cancel_and_wait returns once the task has unwound or reports the dead
   CHECK_THROWS_AS(task.get(), TaskCancelled);
 
   // A task that ignores the cancel past the deadline: reported, not hung.
-  auto stubborn = loop.submit([]() -> asio::awaitable<void> {
+  std::atomic<bool> stubborn_started{false};
+  auto stubborn = loop.submit([&stubborn_started]() -> asio::awaitable<void> {
+    stubborn_started = true;
     try {
       co_await sleep_then(std::chrono::hours(1), 1);
     } catch (...) {
@@ -157,7 +169,8 @@ TEST_CASE("cancel_and_wait returns once the task has unwound or reports the dead
     co_await asio::this_coro::reset_cancellation_state();
     co_await sleep_then(200ms, 1);
   });
-  std::this_thread::sleep_for(5ms);
+  // The cancel must find it waiting, to be ignored: a task cancelled before it starts settles at once.
+  REQUIRE(eventually([&] { return stubborn_started.load(); }));
   CHECK(stubborn.cancel_and_wait(std::chrono::steady_clock::now() + 20ms) == std::future_status::timeout);
   require_settles(stubborn);
 }
@@ -206,6 +219,7 @@ TEST_CASE("run returns the value of a running callable that a cancel could not s
   std::atomic<bool> ran{false};
   CHECK(run(loop,
             [&] {
+              // The behaviour under test, not a sync point: the callable outlasts run()'s deadline.
               std::this_thread::sleep_for(200ms);
               ran = true;
               return 42;
@@ -267,19 +281,27 @@ TEST_CASE("run waits for a task that ignores its cancellation and reports it onc
   loop.start();
   // The caller's local, used by reference until the very end of the slow legacy call.
   std::string written_by_the_call;
-  const auto began = std::chrono::steady_clock::now();
+  std::atomic<bool> call_returned{false};
+  // A legacy call that cannot be stopped: it returns only once run() has warned that it waits.
+  auto release = std::make_shared<Gate>();
+  std::thread releaser([&warnings, release] {
+    eventually([&] { return warnings.load() == 1; });
+    release->open();
+  });
   CHECK_THROWS_AS(loopbridge::run(
                       loop,
                       [&]() -> asio::awaitable<void> {
-                        auto slow = to_thread([&] {
-                          std::this_thread::sleep_for(600ms);  // a legacy call that cannot be stopped
+                        auto slow = to_thread([&, release] {
+                          release->wait();
                           written_by_the_call = "done";
+                          call_returned = true;
                         });
                         co_await std::move(slow);
                       },
                       20ms, {.unwind_warning = 100ms, .name = "stubborn"}),
                   Timeout);
-  CHECK(std::chrono::steady_clock::now() - began >= 550ms);  // run returned only once the call had
+  CHECK(call_returned);  // run returned only once the call had
+  releaser.join();
   CHECK(written_by_the_call == "done");
   CHECK(warnings == 1);
 }
@@ -288,17 +310,19 @@ TEST_CASE("run waits for what the stop left of its task before it rethrows the s
   BackgroundLoop loop({.name = "lb-run-stopped"});
   loop.start();
   Gate entered;
+  auto release = std::make_shared<Gate>();
   std::atomic<bool> call_returned{false};
   std::atomic<bool> run_saw_it{false};
+  std::atomic<bool> run_returned{false};
   std::thread caller([&] {
     std::string written_by_the_call;  // used by reference by the worker, after the stop
     try {
       loopbridge::run(
           loop,
           [&]() -> asio::awaitable<void> {
-            auto slow = to_thread([&] {
+            auto slow = to_thread([&, release] {
               entered.open();
-              std::this_thread::sleep_for(400ms);
+              release->wait();  // past the stop: opened once the stop has returned
               written_by_the_call = "done";
               call_returned = true;
             });
@@ -308,10 +332,13 @@ TEST_CASE("run waits for what the stop left of its task before it rethrows the s
     } catch (const TaskAbandoned&) {
       run_saw_it = call_returned.load();
     }
+    run_returned = true;
   });
   REQUIRE(entered.wait());
   // The task waits for its function, which ignores the cancel: abandoned at the deadline.
   ShutdownReport report = loop.stop({.cancel_timeout = 50ms});
+  CHECK_FALSE(run_returned.load());  // the function has not returned: neither has run()
+  release->open();
   caller.join();
   CHECK(report.abandoned == 1);
   CHECK(run_saw_it);

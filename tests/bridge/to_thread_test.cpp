@@ -3,9 +3,13 @@
 #include <loopbridge/loop/background_loop.hpp>
 
 #include "support/deadline.hpp"
+#include "support/threads.hpp"
 
+#include <atomic>
+#include <memory>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 using namespace loopbridge;
@@ -17,7 +21,7 @@ TEST_CASE("to_thread runs blocking work on a worker and resumes on the loop thre
   auto task = loop.submit([&]() -> asio::awaitable<bool> {
     auto loop_thread = std::this_thread::get_id();
     auto op = to_thread([loop_thread] {
-      std::this_thread::sleep_for(5ms);
+      std::this_thread::sleep_for(5ms);  // stands for the blocking call: not a sync point
       return std::this_thread::get_id() != loop_thread && current_loop() == nullptr;
     });
     bool on_worker = co_await std::move(op);
@@ -52,6 +56,8 @@ TEST_CASE("the worker pool is bounded by worker_threads", "[bridge][to_thread]")
         int now = ++running;
         int seen = peak.load();
         while (now > seen && !peak.compare_exchange_weak(seen, now)) {}
+        // The behaviour under test, not a sync point: each job takes time, so that the six
+        // would overlap past the bound if it did not hold.
         std::this_thread::sleep_for(20ms);
         --running;
       });
@@ -73,8 +79,10 @@ TEST_CASE("cancelling a task waiting on to_thread requests stop and waits for th
   auto task = loop.submit([&]() -> asio::awaitable<void> {
     auto op = to_thread([&](std::stop_token stop) {
       worker_started = true;
-      while (!stop.stop_requested()) std::this_thread::sleep_for(1ms);
-      std::this_thread::sleep_for(20ms);  // still cleaning up after the stop request
+      eventually([&] { return stop.stop_requested(); });
+      // The behaviour under test, not a sync point: the function is still cleaning up after
+      // the stop request, and the task must wait that time out.
+      std::this_thread::sleep_for(20ms);
       worker_returned = true;
     });
     co_await std::move(op);
@@ -112,19 +120,22 @@ TEST_CASE("stop reports workers it had to abandon and a late worker never touche
           "[bridge][to_thread][stop]") {
   auto release = std::make_shared<Gate>();
   auto finished = std::make_shared<std::atomic<bool>>(false);
+  auto worker = std::make_shared<std::atomic<pid_t>>(0);
   ShutdownReport report;
   {
     BackgroundLoop loop({.name = "lb-offload-late"});
     loop.start();
-    auto task = loop.submit([release, finished]() -> asio::awaitable<int> {
-      auto op = to_thread([release, finished] {
+    auto task = loop.submit([release, finished, worker]() -> asio::awaitable<int> {
+      auto op = to_thread([release, finished, worker] {
+        *worker = this_thread_tid();
         release->wait();
         *finished = true;
         return 1;
       });
       co_return co_await std::move(op);
     });
-    std::this_thread::sleep_for(20ms);
+    // The stop finds the function running on its worker.
+    REQUIRE(eventually([&] { return worker->load() != 0; }));
     report = loop.stop({.cancel_timeout = 50ms});
     REQUIRE(task.ready());
     CHECK_THROWS_AS(task.get(), TaskAbandoned);
@@ -134,7 +145,8 @@ TEST_CASE("stop reports workers it had to abandon and a late worker never touche
   // The loop is gone; the worker finishes now (AddressSanitizer watches it).
   release->open();
   CHECK(eventually([&] { return finished->load(); }));
-  std::this_thread::sleep_for(20ms);
+  // And its thread goes all the way to its end, past whatever it does after the function.
+  CHECK(eventually([&] { return thread_state(worker->load()) == 0; }));
 }
 
 TEST_CASE("to_thread outside a loop thread is refused", "[bridge][to_thread][errors]") {
@@ -147,12 +159,17 @@ TEST_CASE("jobs queued together each get a thread while the pool has room", "[br
   BackgroundLoop loop(options);
   loop.start();
   // One finished job leaves an idle thread behind.
-  auto warm = loop.submit([]() -> asio::awaitable<void> {
-    auto op = to_thread([] {});
+  std::atomic<pid_t> warm_worker{0};
+  auto warm = loop.submit([&warm_worker]() -> asio::awaitable<void> {
+    auto op = to_thread([&warm_worker] { warm_worker = this_thread_tid(); });
     co_await std::move(op);
   });
   require_settles(warm);
-  std::this_thread::sleep_for(5ms);
+  // Idle: asleep, waiting for the next job.
+  REQUIRE(eventually([&] {
+    const char state = thread_state(warm_worker.load());
+    return state == 'S' || state == 'D';
+  }));
   // A waits for B: they deadlock unless B gets its own thread.
   auto flag = std::make_shared<std::atomic<bool>>(false);
   TaskHandle<bool> a, b;
@@ -217,22 +234,29 @@ TEST_CASE("a stop that drops a task keeps its frame until the to_thread function
   // the stop dropped the task (AddressSanitizer watches it).
   auto read = std::make_shared<std::atomic<int>>(0);
   auto started = std::make_shared<std::atomic<bool>>(false);
+  auto release = std::make_shared<Gate>();
   ShutdownReport report;
   {
     BackgroundLoop loop({.name = "lb-offload-keep"});
     loop.start();
-    auto task = loop.submit([read, started]() -> asio::awaitable<int> {
+    auto task = loop.submit([read, started, release]() -> asio::awaitable<int> {
       std::vector<int> local(1000, 7);
-      auto op = to_thread([&local, read, started] {
+      auto op = to_thread([&local, read, started, release] {
         *started = true;
-        std::this_thread::sleep_for(300ms);
+        release->wait();
         *read = local[999];
         return 1;
       });
       co_return co_await std::move(op);
     });
     REQUIRE(eventually([&] { return started->load(); }));
+    // The function reads the frame only once the stop has dropped the task (settled its handle).
+    std::thread releaser([&task, release] {
+      eventually([&] { return task.ready(); });
+      release->open();
+    });
     report = loop.stop({.cancel_timeout = 5s, .drop_in_flight = true});
+    releaser.join();
     REQUIRE(task.ready());
   }
   CHECK(report.joined);
@@ -269,6 +293,8 @@ TEST_CASE("a stop's reported duration includes its wait for the to_thread functi
     auto offload = to_thread(
         [&] {
           entered.open();
+          // The behaviour under test, not a sync point: the function takes a known time,
+          // which the stop's duration must include.
           std::this_thread::sleep_for(300ms);
         },
         {.abandon_on_cancel = true});

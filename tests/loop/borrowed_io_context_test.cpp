@@ -260,7 +260,13 @@ TEST_CASE("submissions racing stop on a borrowed io_context all settle and leave
           }
         });
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(100 * round));
+      // Each round the stop lands at another point of the 600 submissions: after none of them,
+      // after 60, after 120, and so on, with the producers still going.
+      const std::size_t made_before_stop = static_cast<std::size_t>(round) * 60;
+      CHECK(eventually([&] {
+        std::lock_guard lock(m);
+        return handles.size() >= made_before_stop;
+      }));
       loop.stop();
       for (auto& p : producers) p.join();
     }

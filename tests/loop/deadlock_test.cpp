@@ -132,7 +132,8 @@ TEST_CASE("stopping a loop whose coroutine awaits another loop's task settles bo
     BackgroundLoop a({.name = "lb-xstop-a"});
     a.start();
     on_a = a.submit([&]() -> asio::awaitable<int> { co_return co_await forever_on_b.async_get(); });
-    std::this_thread::sleep_for(10ms);
+    // Started, it runs straight to its co_await: the stop finds it awaiting b's task.
+    REQUIRE(eventually([&] { return a.stats().running == 1; }));
   }
   REQUIRE(on_a.ready());
   CHECK_THROWS_AS(on_a.get(), TaskCancelled);

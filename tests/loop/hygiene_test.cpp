@@ -31,7 +31,7 @@ std::size_t count_entries(const char* dir_path) {
 
 }  // namespace
 
-TEST_CASE("threads and descriptors return to baseline over 1000 create-start-stop cycles") {
+TEST_CASE("threads and descriptors return to baseline over 1000 create-start-stop cycles", "[loop][hygiene]") {
   // One cycle first, so that lazily created process-wide state is in the baseline.
   {
     BackgroundLoop warm({.name = "cycle"});
@@ -56,7 +56,7 @@ TEST_CASE("threads and descriptors return to baseline over 1000 create-start-sto
   CHECK(count_entries("/proc/self/fd") == fds_before);
 }
 
-LOOPBRIDGE_TEST_CASE("a test that stops its loops passes the hygiene checks") {
+LOOPBRIDGE_TEST_CASE("a test that stops its loops passes the hygiene checks", "[loop][hygiene][testing]") {
   BackgroundLoop loop({.name = "tidy"});
   loop.start();
   auto parked = loop.submit([]() -> asio::awaitable<void> {

@@ -84,7 +84,7 @@ private:
 
 }  // namespace
 
-TEST_CASE("a cgroup v2 CPU quota caps the CPU count at its smallest level, rounded up") {
+TEST_CASE("a cgroup v2 CPU quota caps the CPU count at its smallest level, rounded up", "[loop][pool][cpu-quota]") {
   FakeCgroups cgroups;
   cgroups.membership("0::/kubepods/pod1/app\n");
   cgroups.file("cpu.max", "max 100000\n");
@@ -97,7 +97,7 @@ TEST_CASE("a cgroup v2 CPU quota caps the CPU count at its smallest level, round
   CHECK(cgroups.limit() == 1u);
 }
 
-TEST_CASE("a cgroup v1 CFS quota caps the CPU count and -1 means none") {
+TEST_CASE("a cgroup v1 CFS quota caps the CPU count and -1 means none", "[loop][pool][cpu-quota]") {
   FakeCgroups cgroups;
   cgroups.membership("12:memory:/docker/abc\n4:cpu,cpuacct:/docker/abc\n");
   cgroups.file("cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n");
@@ -107,7 +107,7 @@ TEST_CASE("a cgroup v1 CFS quota caps the CPU count and -1 means none") {
   CHECK(cgroups.limit() == 3u);
 }
 
-TEST_CASE("inside a cgroup namespace the mount's own quota counts") {
+TEST_CASE("inside a cgroup namespace the mount's own quota counts", "[loop][pool][cpu-quota]") {
   FakeCgroups cgroups;
   // The process's path is not under the mount: the mount is its cgroup.
   cgroups.membership("0::/system.slice/docker-abc.scope\n");
@@ -115,7 +115,7 @@ TEST_CASE("inside a cgroup namespace the mount's own quota counts") {
   CHECK(cgroups.limit() == 2u);
 }
 
-TEST_CASE("no cgroup file or an unreadable one means no quota") {
+TEST_CASE("no cgroup file or an unreadable one means no quota", "[loop][pool][cpu-quota]") {
   FakeCgroups cgroups;
   CHECK_FALSE(cgroups.limit().has_value());
   cgroups.membership("0::/app\n");
@@ -123,7 +123,7 @@ TEST_CASE("no cgroup file or an unreadable one means no quota") {
   CHECK_FALSE(cgroups.limit().has_value());
 }
 
-TEST_CASE("a pool defaults to one loop per CPU this thread may use with numbered thread names") {
+TEST_CASE("a pool defaults to one loop per CPU this thread may use with numbered thread names", "[loop][pool][start]") {
   const cpu_set_t usable = affinity_of_this_thread();
   LoopPool pool({.loop = {.name = "pool"}});
   const auto cpus = static_cast<std::size_t>(CPU_COUNT(&usable));
@@ -133,7 +133,7 @@ TEST_CASE("a pool defaults to one loop per CPU this thread may use with numbered
   pool.stop();
 }
 
-TEST_CASE("a pool made under a narrowed cpuset sizes itself to the CPUs left") {
+TEST_CASE("a pool made under a narrowed cpuset sizes itself to the CPUs left", "[loop][pool][start][cpu-quota]") {
   cpu_set_t usable = affinity_of_this_thread();
   unsigned first = 0;
   while (!CPU_ISSET(first, &usable)) ++first;
@@ -148,7 +148,7 @@ TEST_CASE("a pool made under a narrowed cpuset sizes itself to the CPUs left") {
   pool.stop();
 }
 
-TEST_CASE("round-robin submission spreads work over every loop") {
+TEST_CASE("round-robin submission spreads work over every loop", "[loop][pool][submit]") {
   LoopPool pool({.loops = 3, .loop = {.name = "rr"}});
   pool.start();
   std::map<std::string, int> per_loop;
@@ -160,7 +160,7 @@ TEST_CASE("round-robin submission spreads work over every loop") {
   CHECK(pool.stats().completed == 30);
 }
 
-TEST_CASE("keyed submission sends the same key to the same loop every time") {
+TEST_CASE("keyed submission sends the same key to the same loop every time", "[loop][pool][submit]") {
   LoopPool pool({.loops = 4, .loop = {.name = "keyed"}});
   pool.start();
   std::set<std::string> loops_used;
@@ -179,7 +179,7 @@ TEST_CASE("keyed submission sends the same key to the same loop every time") {
   CHECK(by_name.get() == std::string(pool.for_key(std::string("user-42")).name()));
 }
 
-TEST_CASE("cancel_all and stop act on every loop and the stats add up") {
+TEST_CASE("cancel_all and stop act on every loop and the stats add up", "[loop][pool][stop][stats]") {
   LoopPool pool({.loops = 3, .loop = {.name = "pstop"}});
   pool.start();
   std::vector<TaskHandle<void>> parked;
@@ -208,7 +208,7 @@ TEST_CASE("cancel_all and stop act on every loop and the stats add up") {
   REQUIRE_THROWS_AS(late.get(), LoopStopped);
 }
 
-TEST_CASE("pool hooks run on every loop and the destructor stops every loop") {
+TEST_CASE("pool hooks run on every loop and the destructor stops every loop", "[loop][pool][hooks]") {
   std::atomic<int> started{0}, stopped{0};
   {
     LoopPool pool({.loops = 2, .loop = {.name = "phooks"}});
@@ -228,7 +228,8 @@ TEST_CASE("pool hooks run on every loop and the destructor stops every loop") {
   CHECK(stopped.load() == 2);
 }
 
-TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and change nothing") {
+TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and change nothing",
+          "[loop][pool][deadlock]") {
   LoopPool pool({.loops = 2, .loop = {.name = "pdead"}});
   pool.start();
   auto parked = pool.loop(1).submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
@@ -257,7 +258,7 @@ TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and cha
   CHECK(pool.stop().joined);
 }
 
-TEST_CASE("a second pool start throws InvalidState and leaves the running pool alone") {
+TEST_CASE("a second pool start throws InvalidState and leaves the running pool alone", "[loop][pool][start]") {
   LoopPool pool({.loops = 2, .loop = {.name = "ptwice"}});
   pool.start();
   auto parked = pool.loop(1).submit([]() -> asio::awaitable<int> {
@@ -275,7 +276,7 @@ TEST_CASE("a second pool start throws InvalidState and leaves the running pool a
   CHECK(pool.stop().joined);
 }
 
-TEST_CASE("a pool whose loop fails to start leaves every loop stopped") {
+TEST_CASE("a pool whose loop fails to start leaves every loop stopped", "[loop][pool][start]") {
   LoopPool pool({.loops = 3, .loop = {.name = "pfail"}});
   std::atomic<int> starts{0};
   pool.on_start_stop(

@@ -1,22 +1,18 @@
+// stop(): how fast it returns, what it settles and reports, its hooks, its deadlines, and
+// who may call it.
+
 #include <loopbridge/loop/background_loop.hpp>
 
 #include "support/coro.hpp"
 #include "support/deadline.hpp"
 
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/execution/blocking.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/require.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
-#include <memory>
-#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 namespace asio = boost::asio;
@@ -26,7 +22,7 @@ using namespace loopbridge::test;
 namespace {
 
 // Ignores the first cancellation and goes on waiting where the cancel cannot reach it.
-asio::awaitable<void> stubborn(std::atomic<bool>* frame_destroyed_on_loop, LoopHandle loop) {
+asio::awaitable<void> ignores_first_cancel(std::atomic<bool>* frame_destroyed_on_loop, LoopHandle loop) {
   struct Witness {
     std::atomic<bool>* flag;
     LoopHandle loop;
@@ -39,21 +35,6 @@ asio::awaitable<void> stubborn(std::atomic<bool>* frame_destroyed_on_loop, LoopH
   co_await asio::this_coro::reset_cancellation_state();
   co_await sleep_for(std::chrono::hours(1));
 }
-
-// Counts its own destruction: the end of the coroutine frame it lives in.
-struct DestructionCounter {
-  std::atomic<int>* count;
-  ~DestructionCounter() { ++*count; }
-};
-
-// Checked by a task's coroutine after each resumption: was its own handle settled already?
-struct ResumedAfterSettle {
-  std::atomic<const TaskHandle<void>*> handle{nullptr};
-  std::atomic<int> count{0};
-  void check() {
-    if (const TaskHandle<void>* settled = handle.load(); settled != nullptr && settled->ready()) ++count;
-  }
-};
 
 }  // namespace
 
@@ -204,7 +185,7 @@ TEST_CASE("a task that ignores cancellation is abandoned and its frame dies on t
   BackgroundLoop loop({.name = "lb-abandon"});
   loop.start();
   LoopHandle handle = loop.handle();
-  auto task = loop.submit([&] { return stubborn(&destroyed_on_loop, handle); });
+  auto task = loop.submit([&] { return ignores_first_cancel(&destroyed_on_loop, handle); });
   auto normal = loop.submit([] { return sleep_for(std::chrono::hours(1)); });
   REQUIRE(eventually([&] { return loop.queue_depth() == 0; }));
   auto begin = std::chrono::steady_clock::now();
@@ -229,265 +210,16 @@ TEST_CASE("stop from inside a task requests the stop and returns without joining
   CHECK(report.joined);
 }
 
-TEST_CASE("the destructor with pending work never hangs and settles every handle", "[loop][stop]") {
-  std::vector<TaskHandle<void>> handles;
-  auto begin = std::chrono::steady_clock::now();
-  {
-    BackgroundLoop loop({.name = "lb-dtor"});
-    loop.start();
-    for (int i = 0; i < 100; ++i) handles.push_back(loop.submit([] { return sleep_for(std::chrono::hours(1)); }));
-  }
-  CHECK(std::chrono::steady_clock::now() - begin < 5s);
-  for (auto& h : handles) {
-    REQUIRE(h.ready());
-    CHECK_THROWS_AS(h.get(), TaskCancelled);
-  }
-}
-
-TEST_CASE("a host thread blocked in get is released by stop", "[loop][stop]") {
-  BackgroundLoop loop({.name = "lb-release"});
+TEST_CASE("request_stop from another thread stops the loop and the owner's stop joins it", "[loop][stop]") {
+  BackgroundLoop loop({.name = "req-stop"});
   loop.start();
-  auto sleeper = loop.submit([] { return sleep_for(std::chrono::hours(1)); });
-  std::atomic<bool> released{false};
-  std::thread waiter([&] {
-    try {
-      sleeper.get();
-    } catch (const TaskCancelled&) {
-      released = true;
-    }
-  });
-  std::this_thread::sleep_for(20ms);
-  loop.stop();
-  waiter.join();
-  CHECK(released);
-}
-
-TEST_CASE("a callable blocking the loop past the deadlines makes stop detach instead of hang", "[loop][stop]") {
-  // Shared with the detached thread, which may outlive this test's stack frame.
-  auto release = std::make_shared<Gate>();
-  auto entered = std::make_shared<std::atomic<bool>>(false);
-  {
-    BackgroundLoop loop({.name = "lb-blocked"});
-    loop.start();
-    auto parked = loop.submit([]() -> asio::awaitable<int> {
-      co_await sleep_for(std::chrono::hours(1));
-      co_return 1;
-    });
-    REQUIRE(eventually([&] { return loop.stats().running == 1; }));
-    loop.post([release, entered] {
-      *entered = true;
-      release->wait(20s);
-    });
-    REQUIRE(eventually([&] { return entered->load(); }));
-    auto queued = loop.submit([] { return 2; });
-    auto begin = std::chrono::steady_clock::now();
-    ShutdownReport report = loop.stop({.cancel_timeout = 100ms});
-    CHECK(std::chrono::steady_clock::now() - begin < 5s);
-    CHECK_FALSE(report.joined);
-    // The loop thread cannot act until the callable returns (docs/lifecycle.md); then the
-    // detached thread finishes the stop and every handle settles.
-    CHECK_FALSE(parked.ready());
-    release->open();
-    require_settles(parked);
-    require_settles(queued);
-    CHECK_THROWS_AS(parked.get(), TaskCancelled);
-    CHECK_THROWS_AS(queued.get(), TaskCancelled);  // still queued when the stop came: it never runs
-  }
-  // The detached thread finishes on its own once released.
-  CHECK(eventually([] {
-    auto names = thread_names();
-    return std::count(names.begin(), names.end(), "lb-blocked") == 0;
-  }));
-}
-
-TEST_CASE("every handle settles when stop races submissions from many threads", "[loop][stop]") {
-  for (int round = 0; round < 20; ++round) {
-    BackgroundLoop loop({.name = "lb-race"});
-    loop.start();
-    std::mutex m;
-    std::vector<TaskHandle<int>> handles;
-    std::vector<std::thread> producers;
-    for (int t = 0; t < 3; ++t) {
-      producers.emplace_back([&, t] {
-        for (int i = 0; i < 200; ++i) {
-          auto h = (i + t) % 2 ? loop.submit([] { return 1; }) : loop.submit([]() -> asio::awaitable<int> {
-            co_await sleep_for(1ms);
-            co_return 1;
-          });
-          std::lock_guard lock(m);
-          handles.push_back(std::move(h));
-        }
-      });
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(200 * round));
-    ShutdownReport report = loop.stop();
-    for (auto& p : producers) p.join();
-    std::uint64_t ok = 0, stopped = 0, cancelled = 0;
-    for (auto& h : handles) {
-      REQUIRE(h.ready());
-      try {
-        ok += static_cast<std::uint64_t>(h.get());
-      } catch (const TaskCancelled&) {
-        ++cancelled;
-      } catch (const LoopStopped&) {
-        ++stopped;
-      }
-    }
-    CHECK(ok + stopped + cancelled == 600);
-    ShutdownReport final_report = loop.stop();
-    CHECK(final_report.completed == report.completed);
-    CHECK(ok == report.completed);
-  }
-}
-
-TEST_CASE("a dropping stop destroys parked frames on the loop thread without resuming them") {
-  BackgroundLoop loop({.name = "drop"});
-  loop.start();
-  constexpr int kTasks = 1000;
-  std::atomic<int> destroyed_on_loop{0}, resumed{0};
-  std::vector<TaskHandle<void>> handles;
-  for (int i = 0; i < kTasks; ++i) {
-    handles.push_back(loop.submit([&, handle = loop.handle()]() -> asio::awaitable<void> {
-      struct Witness {
-        std::atomic<int>* count;
-        LoopHandle loop;
-        ~Witness() {
-          if (loop.on_loop_thread()) ++*count;
-        }
-      } witness{&destroyed_on_loop, handle};
-      try {
-        co_await sleep_for(std::chrono::hours(1));
-      } catch (...) {
-      }
-      ++resumed;
-    }));
-  }
-  REQUIRE(eventually([&] { return loop.stats().running == kTasks; }));
-  auto report = loop.stop(StopOptions{.drop_in_flight = true});
-  CHECK(report.cancelled == kTasks);
-  CHECK(report.abandoned == 0);
-  CHECK(report.abandoned_tasks.empty());
-  CHECK(destroyed_on_loop.load() == kTasks);
-  CHECK(resumed.load() == 0);
-  for (auto& h : handles) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
-  LoopStats s = loop.stats();
-  CHECK(s.submitted == s.cancelled);
-  CHECK(s.in_flight == 0);
-}
-
-TEST_CASE("what a dropped frame's destructor posts to its task's executor is destroyed unrun") {
-  auto loop = std::make_unique<BackgroundLoop>(LoopOptions{.name = "drop-post"});
-  loop->start();
-  constexpr int kTasks = 100;
-  std::atomic<int> ran{0}, captures_destroyed_on_loop{0}, frames_destroyed{0};
-  std::vector<asio::any_io_executor> derived_executors;  // made there, on the loop thread
-  struct Capture {
-    std::atomic<int>* count;
-    LoopHandle loop;
-    Capture(std::atomic<int>* c, LoopHandle l) : count(c), loop(std::move(l)) {}
-    Capture(Capture&& other) noexcept : count(std::exchange(other.count, nullptr)), loop(other.loop) {}
-    ~Capture() {
-      if (count && loop.on_loop_thread()) ++*count;
-    }
-  };
-  std::vector<TaskHandle<void>> handles;
-  for (int i = 0; i < kTasks; ++i) {
-    handles.push_back(loop->submit([&, handle = loop->handle()]() -> asio::awaitable<void> {
-      struct PostsOnDestruction {
-        asio::any_io_executor executor;
-        std::atomic<int>* ran;
-        std::atomic<int>* destroyed;
-        std::atomic<int>* frames;
-        LoopHandle loop;
-        std::vector<asio::any_io_executor>* derived;
-        ~PostsOnDestruction() {
-          ++*frames;
-          asio::post(executor, [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
-          // Straight to the io_context too: destroyed unrun, on the loop thread, by the stop.
-          asio::post(loop.executor(), [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
-          derived->push_back(asio::require(executor, asio::execution::blocking.never));
-        }
-      };
-      // Its own statement: g++ 12 may destroy temporaries of a co_await full-expression twice.
-      asio::any_io_executor executor = co_await asio::this_coro::executor;
-      PostsOnDestruction witness{std::move(executor), &ran, &captures_destroyed_on_loop, &frames_destroyed, handle,
-                                 &derived_executors};
-      co_await sleep_for(std::chrono::hours(1));
-    }));
-  }
-  REQUIRE(eventually([&] { return loop->stats().running == kTasks; }));
-  auto report = loop->stop(StopOptions{.drop_in_flight = true});
-  CHECK(report.cancelled == kTasks);
-  CHECK(frames_destroyed.load() == kTasks);
-  CHECK(ran.load() == 0);
-  CHECK(captures_destroyed_on_loop.load() == 2 * kTasks);
-  for (auto& h : handles) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
-  // An executor derived there outlives the shutdown: what it is given after the stop never
-  // runs either, and goes with the loop's io_context.
-  REQUIRE(derived_executors.size() == static_cast<std::size_t>(kTasks));
-  std::atomic<int> ran_after_stop{0}, destroyed_after_stop{0};
-  for (auto& executor : derived_executors) {
-    asio::post(executor, [&ran_after_stop, guard = std::shared_ptr<void>(nullptr, [&](void*) { ++destroyed_after_stop; })] {
-      ++ran_after_stop;
-    });
-  }
-  derived_executors.clear();
-  handles.clear();
-  loop.reset();
-  CHECK(ran_after_stop.load() == 0);
-  CHECK(destroyed_after_stop.load() == kTasks);
-}
-
-TEST_CASE("a stop never resumes a task it settled as dropped even with a resumption queued") {
-  for (int round = 0; round < 20; ++round) {
-    BackgroundLoop loop({.name = "drop-queued"});
-    loop.start();
-    ResumedAfterSettle resumed;
-    std::atomic<int> frames_destroyed{0};
-    TaskHandle<void> task = loop.submit([&]() -> asio::awaitable<void> {
-      DestructionCounter counter{&frames_destroyed};
-      for (;;) {  // always has a resumption queued
-        auto yield = asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-        co_await std::move(yield);
-        resumed.check();
-      }
-    });
-    resumed.handle = &task;
-    REQUIRE(eventually([&] { return loop.stats().running == 1; }));
-    auto report = loop.stop(StopOptions{.drop_in_flight = true});
-    resumed.handle = nullptr;
-    CHECK(report.cancelled == 1);
-    CHECK(report.joined);
-    CHECK(resumed.count == 0);
-    CHECK(frames_destroyed == 1);
-    CHECK(loop.unhandled_errors() == 0);
-    REQUIRE_THROWS_AS(task.get(), TaskCancelled);
-  }
-}
-
-TEST_CASE("a task abandoned at the cancel deadline is not resumed by its cancelled wait afterwards") {
-  for (int round = 0; round < 20; ++round) {
-    BackgroundLoop loop({.name = "abandon-late"});
-    loop.start();
-    ResumedAfterSettle resumed;
-    std::atomic<int> frames_destroyed{0};
-    TaskHandle<void> task = loop.submit([&]() -> asio::awaitable<void> {
-      DestructionCounter counter{&frames_destroyed};
-      asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
-      boost::system::error_code ignored;
-      auto wait = timer.async_wait(asio::redirect_error(asio::use_awaitable, ignored));
-      co_await std::move(wait);
-      resumed.check();
-    });
-    resumed.handle = &task;
-    REQUIRE(eventually([&] { return loop.stats().running == 1; }));
-    auto report = loop.stop(StopOptions{.cancel_timeout = std::chrono::nanoseconds(0)});
-    resumed.handle = nullptr;
-    CHECK(report.joined);
-    CHECK(report.abandoned + report.cancelled == 1);
-    CHECK(resumed.count == 0);
-    CHECK(frames_destroyed == 1);
-    CHECK(loop.unhandled_errors() == 0);
-    CHECK(task.ready());
-  }
+  auto parked = loop.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); });
+  LoopHandle handle = loop.handle();
+  std::thread other([handle] { handle.request_stop(); });
+  other.join();
+  REQUIRE(loop.wait_stopped(kDeadline));
+  REQUIRE_THROWS_AS(parked.get(), TaskCancelled);
+  auto report = loop.stop();
+  CHECK(report.joined);
+  CHECK(report.cancelled == 1);
 }
