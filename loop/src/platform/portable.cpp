@@ -24,11 +24,18 @@ struct TimedWaiters {
   std::condition_variable changed;
 };
 
+// Never destroyed: a static destructor may still wait on a task during exit. Not on the heap
+// either: a wait must not fail for want of memory.
+union TimedWaitersTable {
+  std::array<TimedWaiters, 32> waiters;
+  TimedWaitersTable() : waiters() {}
+  ~TimedWaitersTable() {}
+};
+
 TimedWaiters& timed_waiters_of(const std::atomic<std::uint32_t>& word) {
-  // Never destroyed: a static destructor may still wait on a task during exit.
-  static auto* table = new std::array<TimedWaiters, 32>();
+  static TimedWaitersTable table;
   const auto address = reinterpret_cast<std::uintptr_t>(&word);
-  return (*table)[(address / alignof(std::max_align_t)) % table->size()];
+  return table.waiters[(address / alignof(std::max_align_t)) % table.waiters.size()];
 }
 
 }  // namespace
