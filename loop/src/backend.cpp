@@ -7,8 +7,9 @@
 
 #include <string>
 
-#if !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && !defined(BOOST_ASIO_HAS_EPOLL)
-#error "loopbridge runs Asio on epoll or io_uring (Linux)"
+#if !defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT) && !defined(BOOST_ASIO_HAS_EPOLL) && \
+    !defined(BOOST_ASIO_HAS_KQUEUE) && !defined(BOOST_ASIO_HAS_IOCP)
+#error "loopbridge runs Asio on epoll or io_uring (Linux), kqueue (macOS, BSD) or IOCP (Windows)"
 #endif
 
 namespace loopbridge::detail {

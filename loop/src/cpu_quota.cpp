@@ -1,14 +1,11 @@
 #include "cpu_quota.hpp"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <system_error>
-#include <thread>
 
 namespace loopbridge::detail {
 namespace {
@@ -89,16 +86,6 @@ std::optional<std::size_t> cgroup_cpu_limit(const fs::path& proc_self_cgroup, co
   }
   if (!limit) return std::nullopt;
   return std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(*limit - 1e-9)));
-}
-
-std::size_t usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::size_t cpus = ::sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0
-                         ? static_cast<std::size_t>(CPU_COUNT(&set))
-                         : std::max(1u, std::thread::hardware_concurrency());
-  if (auto quota = cgroup_cpu_limit()) cpus = std::min(cpus, *quota);
-  return cpus;
 }
 
 }  // namespace loopbridge::detail

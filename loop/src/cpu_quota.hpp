@@ -14,8 +14,4 @@ namespace loopbridge::detail {
 std::optional<std::size_t> cgroup_cpu_limit(const std::filesystem::path& proc_self_cgroup = "/proc/self/cgroup",
                                             const std::filesystem::path& cgroup_root = "/sys/fs/cgroup");
 
-/// The CPUs this thread may use: its affinity mask (a cpuset, taskset or container's CPU
-/// list narrows it), capped by the cgroup CPU quota. At least 1.
-std::size_t usable_cpus();
-
 }  // namespace loopbridge::detail

@@ -131,6 +131,10 @@ Ref<TypedState<std::vector<TaskInfo>>> LoopCore::query_in_flight() {
 IoBackend LoopCore::backend() const noexcept {
 #if defined(BOOST_ASIO_HAS_IO_URING_AS_DEFAULT)
   return IoBackend::io_uring;
+#elif defined(BOOST_ASIO_HAS_IOCP)
+  return IoBackend::iocp;
+#elif defined(BOOST_ASIO_HAS_KQUEUE)
+  return IoBackend::kqueue;
 #else
   return IoBackend::epoll;
 #endif

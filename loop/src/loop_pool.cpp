@@ -1,7 +1,7 @@
 #include <loopbridge/loop/loop_pool.hpp>
 
-#include "cpu_quota.hpp"
 #include "loop_core.hpp"
+#include "platform/platform.hpp"
 #include "thread_roles.hpp"
 
 #include <algorithm>

@@ -1,14 +1,10 @@
 #include "host_waiter.hpp"
+#include "platform/platform.hpp"
 #include "thread_roles.hpp"
 #include <loopbridge/loop/detail/task_state.hpp>
 
 #include <algorithm>
-#include <climits>
 #include <thread>
-#include <ctime>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 namespace loopbridge::detail {
 namespace {
@@ -17,28 +13,6 @@ namespace {
 Continuation* settled_marker() noexcept {
   static char marker;
   return reinterpret_cast<Continuation*>(&marker);
-}
-
-// Waits while *word == expected, until an absolute CLOCK_MONOTONIC deadline (steady_clock's
-// clock on Linux) or forever. Spurious returns are fine: callers re-check.
-void futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                const std::chrono::steady_clock::time_point* deadline) {
-  timespec ts{};
-  timespec* tsp = nullptr;
-  if (deadline) {
-    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
-    if (ns < 0) ns = 0;
-    ts.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
-    tsp = &ts;
-  }
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET_PRIVATE, expected, tsp,
-            nullptr, FUTEX_BITSET_MATCH_ANY);
-}
-
-void futex_wake_all(std::atomic<std::uint32_t>& word) {
-  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr,
-            0);
 }
 
 }  // namespace
@@ -74,7 +48,7 @@ bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
   }
   for (;;) {
     // Read the word before serving: a call posted after the read changes it, and the
-    // futex wait below then returns at once.
+    // wait below then returns at once.
     std::uint32_t w = word.load(std::memory_order_acquire);
     host->serve();
     if (w & kDone) break;
@@ -83,7 +57,7 @@ bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
       word.compare_exchange_weak(w, w | kWaiters, std::memory_order_acq_rel, std::memory_order_acquire);
       continue;
     }
-    futex_wait(word, w, deadline);
+    wait_for_change(word, w, deadline);
   }
   host->end_wait(outer_wait);
   return ready();
@@ -91,7 +65,7 @@ bool StateBase::wait_impl(const std::chrono::steady_clock::time_point* deadline,
 
 void StateBase::interrupt_wait() const noexcept {
   word_.fetch_add(kHostCallUnit, std::memory_order_acq_rel);
-  futex_wake_all(word_);
+  wake_all_waiters(word_);
 }
 
 void StateBase::publish() noexcept {
@@ -99,7 +73,7 @@ void StateBase::publish() noexcept {
   // also sees the slot closed and runs its continuation itself, at once.
   Continuation* c = continuation_.exchange(settled_marker(), std::memory_order_acq_rel);
   const std::uint32_t word = word_.fetch_or(kDone, std::memory_order_acq_rel);
-  if (word & kWaiters) futex_wake_all(word_);
+  if (word & kWaiters) wake_all_waiters(word_);
   if (word & kUnread) report_unread_outcome();
   if (c != nullptr) c->on_settled();
 }

@@ -1,9 +1,8 @@
 // The loop's own thread: its name, CPUs, stack and the on_thread_start hook.
 
 #include "loop_core.hpp"
+#include "platform/platform.hpp"
 
-#include <pthread.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,32 +17,6 @@ constexpr std::size_t kMaxStackSize = std::size_t{1} << 30;
 std::size_t min_stack_size() {
   const long system_min = ::sysconf(_SC_THREAD_STACK_MIN);
   return std::max<std::size_t>(64 * 1024, system_min > 0 ? static_cast<std::size_t>(system_min) : 0);
-}
-
-std::size_t present_cpus() {
-  const long count = ::sysconf(_SC_NPROCESSORS_CONF);
-  return std::min<std::size_t>(count > 0 ? static_cast<std::size_t>(count) : 1, CPU_SETSIZE);
-}
-
-// The kernel intersects the mask with the CPUs this process may use and fails only when
-// nothing is left: read it back to refuse a partial pinning as well.
-void pin_this_thread(const std::vector<unsigned>& cpus) {
-  cpu_set_t wanted;
-  CPU_ZERO(&wanted);
-  for (unsigned cpu : cpus) CPU_SET(cpu, &wanted);
-  if (::pthread_setaffinity_np(::pthread_self(), sizeof wanted, &wanted) != 0) {
-    throw InvalidArgument(
-        "cpu_affinity: this process may not use any of the CPUs asked for (cpuset or container limits)");
-  }
-  cpu_set_t granted;
-  CPU_ZERO(&granted);
-  ::pthread_getaffinity_np(::pthread_self(), sizeof granted, &granted);
-  for (unsigned cpu : cpus) {
-    if (!CPU_ISSET(cpu, &granted)) {
-      throw InvalidArgument("cpu_affinity: this process may not use CPU " + std::to_string(cpu) +
-                            " (cpuset or container limits)");
-    }
-  }
 }
 
 }  // namespace
@@ -83,7 +56,7 @@ void LoopCore::check_runs_on_caller() const {
 std::exception_ptr LoopCore::set_up_own_thread() noexcept {
   // By the thread itself: naming another thread writes to /proc, and costs more than
   // start() saves by not waiting for the thread to run.
-  ::pthread_setname_np(::pthread_self(), options_.name.c_str());
+  set_this_thread_os_name(options_.name.c_str());
   try {
     if (!options_.cpu_affinity.empty()) pin_this_thread(options_.cpu_affinity);
     if (options_.on_thread_start) options_.on_thread_start();

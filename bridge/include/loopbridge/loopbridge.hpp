@@ -15,4 +15,5 @@
 #include <loopbridge/loop/loop_pool.hpp>
 #include <loopbridge/loop/stats.hpp>
 #include <loopbridge/loop/options.hpp>
+#include <loopbridge/loop/platform.hpp>
 #include <loopbridge/loop/task_handle.hpp>

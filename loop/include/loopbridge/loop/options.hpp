@@ -117,7 +117,8 @@ struct LoopOptions {
   /// The CPUs the loop thread may run on (numbered as in /proc/cpuinfo). Empty: those of
   /// the thread that calls start(). A CPU that does not exist is refused by the
   /// constructor; one this process may not use (cpuset, container) by start(). Both throw
-  /// InvalidArgument.
+  /// InvalidArgument. Where this build cannot pin threads (platform_info().cpu_pinning is
+  /// empty: the portable fallbacks), the CPUs are checked to exist and the thread runs unpinned.
   std::vector<unsigned> cpu_affinity{};
   /// The loop thread's stack size in bytes. Zero: the system's default (ulimit -s).
   /// Otherwise 64 KiB to 1 GiB, or the constructor throws InvalidArgument.

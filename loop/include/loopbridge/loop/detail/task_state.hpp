@@ -51,8 +51,8 @@ class Engine;
 /// LoopStopped when `loop` was started by the parent of this fork() child.
 void check_loop_not_forked_away(const Engine* loop);
 
-/// The settle-once part of a task's shared state: a futex-backed "done" word that host
-/// threads can block on with or without a deadline, and one continuation slot for waiters
+/// The settle-once part of a task's shared state: a "done" word that host threads can block
+/// on with or without a deadline (a futex on Linux), and one continuation slot for waiters
 /// that must not block (coroutines on another loop, future adapters).
 class StateBase : public RefCounted {
 public:
