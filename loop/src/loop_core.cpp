@@ -5,9 +5,11 @@
 #include "host_waiter.hpp"
 #include "options_check.hpp"
 #include "registry.hpp"
+#include "thread_name.hpp"
 #include "thread_roles.hpp"
 
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace loopbridge::detail {
@@ -61,7 +63,11 @@ ShutdownReport LoopCore::report() const {
 
 WorkerPool& LoopCore::workers() {
   if (!workers_) {
-    workers_ = std::make_shared<WorkerPool>(options_.worker_threads, options_.name.substr(0, 12) + "-w", this);
+    // The suffix stays within what the system keeps of a thread name.
+    const std::string_view suffix = "-w";
+    workers_ = std::make_shared<WorkerPool>(
+        options_.worker_threads, std::string(utf8_prefix(options_.name, kOsThreadNameBytes - suffix.size())) += suffix,
+        this);
   }
   return *workers_;
 }

@@ -10,11 +10,6 @@
 namespace loopbridge {
 namespace {
 
-std::string loop_name(const std::string& base, std::size_t index) {
-  std::string suffix = std::to_string(index);
-  return base.substr(0, 15 - std::min<std::size_t>(suffix.size(), 15)) + suffix;
-}
-
 detail::LoopCore& core_of(const BackgroundLoop& loop) {
   return detail::LoopCore::of(detail::LoopAccess::engine(loop));
 }
@@ -43,7 +38,7 @@ LoopPool::LoopPool(PoolOptions options) {
   loops_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     LoopOptions loop_options = options.loop;
-    loop_options.name = loop_name(options.loop.name, i);
+    loop_options.name = options.loop.name + std::to_string(i);
     loops_.push_back(std::make_unique<BackgroundLoop>(std::move(loop_options)));
   }
 }

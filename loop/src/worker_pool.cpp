@@ -1,8 +1,7 @@
 #include "worker_pool.hpp"
 
+#include "thread_name.hpp"
 #include "thread_roles.hpp"
-
-#include <pthread.h>
 
 namespace loopbridge::detail {
 
@@ -31,7 +30,7 @@ bool WorkerPool::submit(HandoffCall& job) {
 }
 
 void WorkerPool::worker_main() noexcept {
-  ::pthread_setname_np(::pthread_self(), thread_name_.c_str());
+  name_this_thread(thread_name_);
   exchange_this_thread_work_owner(owner_);
   std::unique_lock lock(mutex_);
   for (;;) {

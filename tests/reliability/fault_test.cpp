@@ -262,7 +262,7 @@ TEST_CASE("an offloaded function that throws after its task gave up on it harms 
     CHECK(report.abandoned_workers == 0);
     CHECK(reconciles(report));
   }
-  // Neither the loop thread nor its worker ("lb-late-thro-w") is left.
+  // Neither the loop thread nor its worker ("lb-late-throw-w") is left.
   CHECK(eventually([&] {
     auto names = thread_names();
     return std::none_of(names.begin(), names.end(), [](const std::string& n) { return n.rfind("lb-late-thr", 0) == 0; });

@@ -189,7 +189,7 @@ public:
   std::size_t queue_depth() const;
   /// Errors sent to the error handler so far.
   std::uint64_t unhandled_errors() const;
-  /// LoopOptions::name: the loop thread's name.
+  /// LoopOptions::name, whole (the thread's system name is its first 15 bytes).
   std::string_view name() const;
   /// The I/O backend this loop's io_context runs on (fixed when loopbridge is built; see
   /// IoBackend).

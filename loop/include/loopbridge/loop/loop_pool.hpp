@@ -18,8 +18,8 @@ struct PoolOptions {
   /// cgroup CPU quota rounded up (`docker run --cpus=1.5` gives 2), as Rust's
   /// available_parallelism does.
   std::size_t loops = 0;
-  /// The options of every loop. Each loop's thread is named `name` followed by its index
-  /// (cut to the 15-byte limit).
+  /// The options of every loop. Each loop is named `name` followed by its index ("pool0",
+  /// "pool1", ...); its thread's system name is the first 15 bytes of that (LoopOptions::name).
   LoopOptions loop{};
 };
 

@@ -72,8 +72,11 @@ struct StopOptions {
 
 /// How a BackgroundLoop is set up.
 struct LoopOptions {
-  /// The loop thread's name, as shown in /proc/self/task/*/comm and by debuggers: 1 to 15
-  /// bytes (the Linux limit), no NUL.
+  /// The loop's name: any length, not empty, no NUL. loopbridge uses the whole name wherever
+  /// it names the loop (name(), stall reports, the error handler's stderr line). The loop
+  /// thread's system name (/proc/self/task/N/comm, top, debuggers) is its first 15 bytes,
+  /// the Linux limit, cut so as not to split a UTF-8 character; its to_thread workers are
+  /// named the same way, with "-w" at the end.
   std::string name = "loopbridge";
   /// How long the on_start hooks may take, all together, before start() cancels them and
   /// throws Timeout. Must be positive.
