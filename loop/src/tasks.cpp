@@ -72,8 +72,7 @@ bool TaskBase::request_cancel_any_thread(CancelCause cause) noexcept {
     ++t_cancels_under_way;
     drop_function();
     --t_cancels_under_way;
-    settle_exception(std::make_exception_ptr(
-        TaskCancelled(cause, std::string("task cancelled by ") + to_string(cause) + " before it started")));
+    settle_exception(std::make_exception_ptr(cancellation(cause, /*while_running=*/false)));
     finish(TaskStage::cancelled);
     return true;
   }
