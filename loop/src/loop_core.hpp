@@ -190,7 +190,9 @@ public:
 
   // Tasks (tasks.cpp).
   void start_task(TaskBase& task) noexcept;
-  void deliver_cancel(TaskBase& task, CancelCause cause) noexcept;
+  /// Signals the cancel to a running coroutine task; true when this call cancelled it (false:
+  /// it had ended, is no coroutine, or an earlier cancel had reached it).
+  bool deliver_cancel(TaskBase& task, CancelCause cause) noexcept;
   void start_cancel_all(CancelAllState& group) noexcept;
   std::vector<TaskInfo> in_flight_snapshot() const;
   std::optional<std::exception_ptr> conclude(TaskBase& task, std::exception_ptr error) noexcept;

@@ -262,20 +262,23 @@ void LoopCore::reject_at_call(TaskBase& task) noexcept {
   }
 }
 
-void LoopCore::deliver_cancel(TaskBase& task, CancelCause cause) noexcept {
-  if (!task.coroutine) return;
+bool LoopCore::deliver_cancel(TaskBase& task, CancelCause cause) noexcept {
+  if (!task.coroutine) return false;
   TaskStage stage = task.stage();
   for (;;) {
-    if (stage != TaskStage::running && stage != TaskStage::cancel_requested) return;
+    if (stage != TaskStage::running && stage != TaskStage::cancel_requested) return false;
     if (task.advance(stage, TaskStage::cancel_delivered)) break;
     stage = task.stage();
   }
-  if (stage == TaskStage::running) task.set_cancel_cause(cause);  // a requested cancel keeps its requester's
+  // A requested cancel was made by another (cancel(), a stop token), whose cause it keeps.
+  const bool cancelled_here = stage == TaskStage::running;
+  if (cancelled_here) task.set_cancel_cause(cause);
   task.cancel_signal.emit(boost::asio::cancellation_type::terminal);
+  return cancelled_here;
 }
 
 void LoopCore::start_cancel_all(CancelAllState& group) noexcept {
-  in_flight_.cancel_all(group, [this](TaskBase& task) { deliver_cancel(task, CancelCause::cancel_all); });
+  in_flight_.cancel_all(group, [this](TaskBase& task) { return deliver_cancel(task, CancelCause::cancel_all); });
 }
 
 std::vector<TaskInfo> LoopCore::in_flight_snapshot() const { return in_flight_.snapshot(std::chrono::steady_clock::now()); }

@@ -142,7 +142,10 @@ public:
   }
 
   /// Cancels every task in flight on the loop; the handle settles, once all of them have
-  /// finished unwinding, with how many there were. Tasks submitted after it are untouched.
+  /// finished unwinding, with how many this call cancelled: a task that an earlier cancel(),
+  /// cancel_all(), stop token or stop had reached is waited for but not counted again. So
+  /// the counts of all calls add up to the tasks that settled with CancelCause::cancel_all,
+  /// each also counted once in LoopStats::cancelled. Tasks submitted after it are untouched.
   [[nodiscard]] TaskHandle<std::size_t> cancel_all() const;
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,

@@ -64,7 +64,8 @@ public:
   ShutdownReport stop(StopOptions options = {});
 
   /// Cancels every task in flight on every loop and waits (up to `timeout`; 10 s if none is
-  /// given) until they have unwound; returns how many there were. A timeout too large for the
+  /// given) until they have unwound; returns how many this call cancelled (as
+  /// LoopHandle::cancel_all() counts them). A timeout too large for the
   /// clock waits without limit. Throws Timeout past the deadline; InvalidArgument for a
   /// negative timeout (or one that is not a number), and DeadlockError on a loop thread,
   /// before cancelling anything.
