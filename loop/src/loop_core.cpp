@@ -80,7 +80,7 @@ bool LoopCore::wait_released(std::chrono::steady_clock::time_point deadline) {
 
 void LoopCore::check_started() const {
   if (phase() == Phase::created && !admission_.is_open()) {
-    throw InvalidState("submission before start(): start the loop first");
+    throw InvalidState("the loop has not been started: call start() first");
   }
 }
 
@@ -109,7 +109,12 @@ void LoopCore::post(std::unique_ptr<PostedCallBase> call, const SubmitOptions& o
     }
     admission_.not_queued();
   }
-  throw LoopStopped(forked_away() ? kForkedAway : "post refused: the loop is stopped");
+  throw refusal();
+}
+
+LoopStopped LoopCore::refusal() const {
+  return LoopStopped(std::string("submission refused: ") +
+                     (forked_away() ? kForkedAway : "the loop is stopping or stopped"));
 }
 
 Ref<TypedState<std::size_t>> LoopCore::cancel_all() {

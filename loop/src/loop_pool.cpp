@@ -29,7 +29,7 @@ std::uint64_t mix(std::uint64_t x) noexcept {
 // Checked before any loop is touched: a refused call must have no effect.
 void LoopPool::refuse_on_loop_thread(const char* what) {
   if (detail::this_thread_core() != nullptr) {
-    throw DeadlockError(std::string(what) + " waits for every loop of the pool, which a loop thread must not do");
+    throw DeadlockError(std::string(what) + " would block a loop thread until every loop of the pool is done");
   }
 }
 
@@ -106,7 +106,7 @@ std::size_t LoopPool::cancel_all_until(std::chrono::steady_clock::time_point dea
   std::size_t cancelled = 0;
   for (auto& group : groups) {
     if (group.wait_until(deadline) != std::future_status::ready) {
-      throw Timeout("LoopPool::cancel_all: tasks still unwinding at the deadline");
+      throw Timeout("LoopPool::cancel_all(): tasks were still unwinding at the deadline");
     }
     cancelled += group.get();
   }

@@ -250,15 +250,14 @@ void LoopCore::reject(TaskBase& task) noexcept {
     return;                // and nobody holds a handle to settle
   }
   if (task.kind() != TaskKind::hook) counters_.rejected();
-  task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")));
+  task.settle_exception(std::make_exception_ptr(refusal()));
 }
 
 void LoopCore::reject_at_call(TaskBase& task) noexcept {
   if (!task.claim_refusal()) return;  // its stop token cancelled it already
   task.drop_function();
   if (task.kind() != TaskKind::detached) {
-    task.settle_exception(
-        std::make_exception_ptr(LoopStopped(forked_away() ? kForkedAway : "submission refused: the loop is stopped")));
+    task.settle_exception(std::make_exception_ptr(refusal()));
   }
 }
 
@@ -289,7 +288,7 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   const bool hook = task.kind() == TaskKind::hook;
   if (!hook) counters_.running_delta(-1);
   if (stage == TaskStage::cancel_delivered) {
-    if (error && !is_cancellation(error)) report_error(error, "task failed while being cancelled");
+    if (error && !is_cancellation(error)) report_error(error, "a task being cancelled");
     if (!hook) counters_.count(Counters::Outcome::cancelled);
     task.finish(TaskStage::cancelled);
     return given_up_.errors.cancelled_while_running(task.cancel_cause());
@@ -333,7 +332,7 @@ void LoopCore::clear_slots() noexcept {
 
 void LoopCore::escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept {
   if (!is_final(task.stage()) && !task.escaped_error) task.escaped_error = error;
-  report_error(std::move(error), "an exception escaped a task's coroutine (the task fails with it)");
+  report_error(std::move(error), "a task's coroutine (the task fails with this exception)");
 }
 
 bool LoopCore::begin_posted_call(const TaskLabel& label, std::chrono::steady_clock::time_point now) noexcept {
@@ -364,7 +363,7 @@ void LoopCore::discard_posted_call() noexcept {
 
 void LoopCore::refuse_posted_call() noexcept {
   counters_.rejected();
-  report_error(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")), "post refused at stop");
+  report_error(std::make_exception_ptr(refusal()), "post()");
 }
 
 }  // namespace loopbridge::detail

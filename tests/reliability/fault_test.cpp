@@ -138,7 +138,7 @@ TEST_CASE("a task that throws while being cancelled is reported and settles as c
   task.cancel();
   require_settles(task);
   CHECK_THROWS_AS(task.get(), TaskCancelled);
-  CHECK(eventually([&] { return received.count("task failed while being cancelled") == 1; }));
+  CHECK(eventually([&] { return received.count("a task being cancelled") == 1; }));
   ShutdownReport report = loop.stop();
   CHECK(report.cancelled == 1);
   CHECK(reconciles(report));

@@ -127,7 +127,7 @@ public:
       task->add_ref();  // the queue's
       if (!detail::submit_task(*core_, *task, options)) {
         task->release();
-        throw LoopStopped("post refused: the loop is stopped");
+        detail::throw_refused(*core_);
       }
     } else {
       detail::check_callable(fn);
@@ -178,7 +178,7 @@ public:
   /// not a number.
   template <class Rep, class Period>
   bool wait_stopped(std::chrono::duration<Rep, Period> timeout) const {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_stopped timeout");
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the wait_stopped() timeout must not be negative");
     return wait_stopped_until(detail::deadline_after(timeout));
   }
 
@@ -215,7 +215,7 @@ private:
 
   /// The loop's engine. Throws InvalidHandle for an empty handle.
   detail::Engine& engine() const {
-    if (!core_) throw InvalidHandle("empty LoopHandle");
+    if (!core_) throw InvalidHandle("the LoopHandle is empty (default-constructed or moved from)");
     return *core_;
   }
 

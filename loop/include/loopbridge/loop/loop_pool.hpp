@@ -71,7 +71,7 @@ public:
   /// before cancelling anything.
   template <class Rep, class Period>
   std::size_t cancel_all(std::chrono::duration<Rep, Period> timeout) {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative LoopPool::cancel_all timeout");
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the LoopPool::cancel_all() timeout must not be negative");
     refuse_on_loop_thread("LoopPool::cancel_all()");
     return cancel_all_until(detail::deadline_after(timeout));
   }
