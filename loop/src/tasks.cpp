@@ -288,14 +288,15 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   const bool hook = task.kind() == TaskKind::hook;
   if (!hook) counters_.running_delta(-1);
   if (stage == TaskStage::cancel_delivered) {
-    if (error && !is_cancellation(error)) report_error(error, "a task being cancelled");
+    // Counted before it is reported: a handler that reads the stats sees the outcome.
     if (!hook) counters_.count(Counters::Outcome::cancelled);
+    if (error && !is_cancellation(error)) report_error(error, "a task being cancelled");
     task.finish(TaskStage::cancelled);
     return given_up_.errors.cancelled_while_running(task.cancel_cause());
   }
   if (error) {
-    if (task.kind() == TaskKind::detached) report_error(error, "posted task");
     if (!hook) counters_.count(Counters::Outcome::failed);
+    if (task.kind() == TaskKind::detached) report_error(error, "posted task");
     task.finish(TaskStage::failed);
     return error;
   }
