@@ -164,7 +164,7 @@ void set_default_loop_factory(LoopFactory factory) {
 }
 
 ShutdownReport reset_default_loop(StopOptions options) {
-  detail::check_may_block("reset_default_loop");
+  detail::check_may_block("reset_default_loop()");
   DefaultLoop& s = state();
   std::unique_ptr<BackgroundLoop> loop;
   {

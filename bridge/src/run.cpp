@@ -21,8 +21,8 @@ void wait_unwound(const LoopHandle& loop, const StateBase& state, const RunOptio
         std::make_exception_ptr(Timeout("run(): task '" + (name.empty() ? std::string("(unnamed)") : name) + "' (" +
                                         where.file_name() + ":" + std::to_string(where.line()) + ") has not ended " +
                                         std::to_string(waited.count()) +
-                                        " ms after its deadline cancelled it; run() goes on waiting for it")),
-        "run() waiting for a task that ignores its cancellation");
+                                        " ms after its deadline cancelled it; the call goes on waiting for it")),
+        "run()");
     if (state.wait_until(give_up, std::chrono::nanoseconds::zero())) return;
   }
   throw Timeout(

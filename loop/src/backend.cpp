@@ -23,7 +23,7 @@ void check_backend([[maybe_unused]] boost::asio::io_context& io) {
   try {
     boost::asio::steady_timer probe(io);
   } catch (const boost::system::system_error& e) {
-    throw BackendUnavailable(std::string("io_uring is unavailable: ") + e.what() +
+    throw BackendUnavailable(std::string("io_uring is unavailable: ") + e.code().message() +
                              " (the kernel or a seccomp policy refuses io_uring_setup; build loopbridge without "
                              "LOOPBRIDGE_IO_URING to run on epoll)");
   }

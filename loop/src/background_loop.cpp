@@ -42,7 +42,7 @@ BackgroundLoop::~BackgroundLoop() {
 void BackgroundLoop::on_start(Hook hook) { add_hooks(std::move(hook), nullptr); }
 void BackgroundLoop::on_stop(Hook hook) { add_hooks(nullptr, std::move(hook)); }
 void BackgroundLoop::on_start_stop(Hook start, Hook stop) {
-  if (!start || !stop) throw InvalidArgument("on_start_stop needs both hooks");
+  if (!start || !stop) throw InvalidArgument("on_start_stop() needs both hooks");
   add_hooks(std::move(start), std::move(stop));
 }
 

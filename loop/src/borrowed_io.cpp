@@ -61,8 +61,9 @@ void LoopCore::run_commands_borrowed() noexcept {
   }
   if (phase() >= Phase::closed) return;  // a wake-up the stop left behind: nothing to run
   if (io_.first_foreign_run()) {
-    report_error(std::make_exception_ptr(InvalidState("a thread other than the loop's ran its borrowed io_context")),
-                 "borrowed io_context (only the loop's thread may run it while the loop lives)");
+    report_error(std::make_exception_ptr(InvalidState("a thread other than the loop's ran its borrowed io_context, "
+                                                      "which only the loop's thread may run while the loop lives")),
+                 "another thread's io_context::run()");
   }
   drain_.wake();  // for the loop's thread
 }

@@ -19,6 +19,8 @@ void post_call(Engine& engine, std::unique_ptr<PostedCallBase> call, const Submi
   LoopCore::of(engine).post(std::move(call), options);
 }
 
+void throw_refused(const Engine& engine) { throw LoopCore::of(engine).refusal(); }
+
 std::chrono::nanoseconds spin_before_sleep(const Engine& engine) noexcept {
   return LoopCore::of(engine).options().spin_before_sleep;
 }

@@ -9,19 +9,19 @@ public:
 
   std::string message(int value) const override {
     switch (static_cast<errc>(value)) {
-      case errc::task_cancelled: return "task cancelled";
-      case errc::loop_stopped: return "loop stopped";
-      case errc::task_abandoned: return "task abandoned at loop stop";
-      case errc::deadlock: return "blocking call on a loop thread";
-      case errc::invalid_handle: return "invalid task handle";
-      case errc::invalid_state: return "invalid state for this call";
-      case errc::invalid_argument: return "invalid argument";
-      case errc::timeout: return "deadline passed";
+      case errc::task_cancelled: return "the task was cancelled";
+      case errc::loop_stopped: return "the loop is stopped";
+      case errc::task_abandoned: return "the task was abandoned at the loop's stop";
+      case errc::deadlock: return "a blocking call was made on a loop thread";
+      case errc::invalid_handle: return "the handle is empty";
+      case errc::invalid_state: return "the call is not allowed in the object's current state";
+      case errc::invalid_argument: return "an argument is unusable";
+      case errc::timeout: return "a deadline passed";
       case errc::host_not_waiting: return "no host thread is waiting on the task";
       case errc::queue_full: return "the loop's queue is full";
-      case errc::backend_unavailable: return "I/O backend unavailable";
+      case errc::backend_unavailable: return "the I/O backend is unavailable";
     }
-    return "unknown loopbridge error";
+    return "an unknown loopbridge error";
   }
 };
 
@@ -43,7 +43,8 @@ std::error_code make_error_code(errc e) noexcept {
   return {static_cast<int>(e), loop_category()};
 }
 
-Error::Error(errc code, const std::string& what) : std::system_error(make_error_code(code), what) {}
+Error::Error(errc code, const std::string& what) : std::system_error(make_error_code(code)), message_(what) {}
+const char* Error::what() const noexcept { return message_.what(); }
 TaskCancelled::TaskCancelled(const std::string& what) : TaskCancelled(CancelCause::cancel, what) {}
 TaskCancelled::TaskCancelled(CancelCause cause, const std::string& what)
     : Error(errc::task_cancelled, what), cause_(cause) {}

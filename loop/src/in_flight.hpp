@@ -43,15 +43,15 @@ public:
   void unlink(TaskBase& task) noexcept;
   std::size_t count() const noexcept;
 
-  /// Cancels every task in flight through `deliver`; the group settles once those still
-  /// unwinding afterwards have left (task_left), with how many there were.
+  /// Cancels every task in flight through `deliver` (true: it cancelled that task, false: an
+  /// earlier cancel had); the group settles once those still unwinding afterwards have left
+  /// (task_left), with how many this call cancelled.
   template <class Deliver>
   void cancel_all(CancelAllState& group, Deliver deliver) noexcept {
     std::size_t count = 0;
     for (TaskBase* task = head_; task != nullptr;) {
       TaskBase* next = task->next_in_flight;  // a cancel may end the task synchronously
-      ++count;
-      deliver(*task);
+      if (deliver(*task)) ++count;
       task = next;
     }
     watch(group, count);

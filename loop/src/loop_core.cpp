@@ -5,9 +5,11 @@
 #include "host_waiter.hpp"
 #include "options_check.hpp"
 #include "registry.hpp"
+#include "thread_name.hpp"
 #include "thread_roles.hpp"
 
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace loopbridge::detail {
@@ -61,7 +63,11 @@ ShutdownReport LoopCore::report() const {
 
 WorkerPool& LoopCore::workers() {
   if (!workers_) {
-    workers_ = std::make_shared<WorkerPool>(options_.worker_threads, options_.name.substr(0, 12) + "-w", this);
+    // The suffix stays within what the system keeps of a thread name.
+    const std::string_view suffix = "-w";
+    workers_ = std::make_shared<WorkerPool>(
+        options_.worker_threads, std::string(utf8_prefix(options_.name, kOsThreadNameBytes - suffix.size())) += suffix,
+        this);
   }
   return *workers_;
 }
@@ -74,7 +80,7 @@ bool LoopCore::wait_released(std::chrono::steady_clock::time_point deadline) {
 
 void LoopCore::check_started() const {
   if (phase() == Phase::created && !admission_.is_open()) {
-    throw InvalidState("submission before start(): start the loop first");
+    throw InvalidState("the loop has not been started: call start() first");
   }
 }
 
@@ -103,7 +109,12 @@ void LoopCore::post(std::unique_ptr<PostedCallBase> call, const SubmitOptions& o
     }
     admission_.not_queued();
   }
-  throw LoopStopped(forked_away() ? kForkedAway : "post refused: the loop is stopped");
+  throw refusal();
+}
+
+LoopStopped LoopCore::refusal() const {
+  return LoopStopped(std::string("submission refused: ") +
+                     (forked_away() ? kForkedAway : "the loop is stopping or stopped"));
 }
 
 Ref<TypedState<std::size_t>> LoopCore::cancel_all() {

@@ -127,6 +127,9 @@ public:
 
   // ---- host side of submissions (loop_core.cpp) ----
   void check_started() const;
+  /// What a refused submission settles with, or throws: the loop is stopping or stopped
+  /// (or, in a fork() child, its thread stayed in the parent).
+  LoopStopped refusal() const;
   bool submit(TaskBase& task, const SubmitOptions& options);
   void post(std::unique_ptr<PostedCallBase> call, const SubmitOptions& options);
   Ref<TypedState<std::size_t>> cancel_all();
@@ -158,7 +161,7 @@ public:
 
   // ---- fork() (registry.cpp) ----
   static constexpr const char* kForkedAway =
-      "the loop's thread is in the parent process: this process is a fork() child of the one that started it";
+      "this process is a fork() child of the one that started the loop, whose thread stayed in the parent";
   void orphan_in_fork_child() noexcept;
   bool forked_away() const noexcept { return forked_away_.load(std::memory_order_relaxed); }
   void check_not_forked_away() const;
@@ -190,7 +193,9 @@ public:
 
   // Tasks (tasks.cpp).
   void start_task(TaskBase& task) noexcept;
-  void deliver_cancel(TaskBase& task, CancelCause cause) noexcept;
+  /// Signals the cancel to a running coroutine task; true when this call cancelled it (false:
+  /// it had ended, is no coroutine, or an earlier cancel had reached it).
+  bool deliver_cancel(TaskBase& task, CancelCause cause) noexcept;
   void start_cancel_all(CancelAllState& group) noexcept;
   std::vector<TaskInfo> in_flight_snapshot() const;
   std::optional<std::exception_ptr> conclude(TaskBase& task, std::exception_ptr error) noexcept;

@@ -36,7 +36,7 @@ void LoopHandle::request_stop(StopOptions options) const {
 bool LoopHandle::wait_stopped_until(std::chrono::steady_clock::time_point deadline) const {
   LoopCore& loop = core(*this);
   loop.check_not_forked_away();
-  if (detail::this_thread_core() != nullptr) throw DeadlockError("wait_stopped() on a loop thread");
+  if (detail::this_thread_core() != nullptr) throw DeadlockError("wait_stopped() would block a loop thread");
   return loop.wait_finished(deadline);
 }
 

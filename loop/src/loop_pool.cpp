@@ -10,11 +10,6 @@
 namespace loopbridge {
 namespace {
 
-std::string loop_name(const std::string& base, std::size_t index) {
-  std::string suffix = std::to_string(index);
-  return base.substr(0, 15 - std::min<std::size_t>(suffix.size(), 15)) + suffix;
-}
-
 detail::LoopCore& core_of(const BackgroundLoop& loop) {
   return detail::LoopCore::of(detail::LoopAccess::engine(loop));
 }
@@ -34,7 +29,7 @@ std::uint64_t mix(std::uint64_t x) noexcept {
 // Checked before any loop is touched: a refused call must have no effect.
 void LoopPool::refuse_on_loop_thread(const char* what) {
   if (detail::this_thread_core() != nullptr) {
-    throw DeadlockError(std::string(what) + " waits for every loop of the pool, which a loop thread must not do");
+    throw DeadlockError(std::string(what) + " would block a loop thread until every loop of the pool is done");
   }
 }
 
@@ -43,7 +38,7 @@ LoopPool::LoopPool(PoolOptions options) {
   loops_.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     LoopOptions loop_options = options.loop;
-    loop_options.name = loop_name(options.loop.name, i);
+    loop_options.name = options.loop.name + std::to_string(i);
     loops_.push_back(std::make_unique<BackgroundLoop>(std::move(loop_options)));
   }
 }
@@ -111,7 +106,7 @@ std::size_t LoopPool::cancel_all_until(std::chrono::steady_clock::time_point dea
   std::size_t cancelled = 0;
   for (auto& group : groups) {
     if (group.wait_until(deadline) != std::future_status::ready) {
-      throw Timeout("LoopPool::cancel_all: tasks still unwinding at the deadline");
+      throw Timeout("LoopPool::cancel_all(): tasks were still unwinding at the deadline");
     }
     cancelled += group.get();
   }

@@ -35,8 +35,10 @@ void LoopCore::thread_main(LoopThread where) noexcept {
       if (loop_thread_.io_may_stop && loop_thread_.live_sequences == 0) break;
       // Someone else stopped the io_context (its owner, when borrowed) while the loop still
       // has handles to settle: report it and go on, the loop ends only through its stop.
-      report_error(std::make_exception_ptr(InvalidState("the loop's io_context was stopped from outside the loop")),
-                   "io_context::stop() while the loop ran (stop the loop instead; it went on)");
+      report_error(std::make_exception_ptr(InvalidState(
+                       "io_context::stop() was called from outside the loop, which restarted it and went on (stop "
+                       "the loop instead)")),
+                   "the loop's io_context");
       io_.io().restart();
     } catch (...) {
       // Only code that used the executor directly can get here: loopbridge's own handlers
@@ -92,9 +94,10 @@ boost::asio::awaitable<std::exception_ptr> LoopCore::run_hook(const Hook& hook, 
   if (!co_await wait_until(finished, deadline)) {
     deliver_cancel(*task, CancelCause::deadline);
     if (!co_await wait_until(finished, deadline_after(loop_thread_.active_stop.cancel_timeout))) {
-      give_up(*task, TaskStage::abandoned, std::make_exception_ptr(TaskAbandoned("hook abandoned")));
+      give_up(*task, TaskStage::abandoned,
+              std::make_exception_ptr(TaskAbandoned("the hook did not unwind before the cancel deadline")));
     }
-    co_return std::make_exception_ptr(Timeout(std::string(which) + " hook ran past its deadline"));
+    co_return std::make_exception_ptr(Timeout(std::string("an ") + which + " hook ran past its deadline and was cancelled"));
   }
   std::exception_ptr error;
   try {

@@ -21,9 +21,8 @@ void check_stop_options(const StopOptions& options) {
 }
 
 LoopOptions checked(LoopOptions options) {
-  if (options.name.empty() || options.name.size() > 15 || options.name.find('\0') != std::string::npos) {
-    throw InvalidArgument("loop name must be 1 to 15 bytes without NUL: '" + options.name + "'");
-  }
+  if (options.name.empty()) throw InvalidArgument("LoopOptions::name must not be empty");
+  if (options.name.find('\0') != std::string::npos) throw InvalidArgument("LoopOptions::name must not contain NUL");
   if (options.worker_threads == 0) throw InvalidArgument("worker_threads must be at least 1");
   if (options.start_timeout <= std::chrono::nanoseconds::zero()) throw InvalidArgument("start_timeout must be positive");
   check_stop_options(options.destructor_stop);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <utility>
 
 namespace loopbridge::detail {
@@ -45,6 +46,18 @@ std::string describe_error(std::exception_ptr error) {
 
 }  // namespace
 
+std::string unhandled_error_line(std::string_view loop, std::string_view context, std::string_view what) {
+  return "loopbridge[" + std::string(loop) + "]: unhandled error in " + std::string(context) + ": " +
+         std::string(what) + "\n";
+}
+
+std::string stall_line(const StallReport& report) {
+  char duration[32];
+  std::snprintf(duration, sizeof duration, "%.1f", std::chrono::duration<double, std::milli>(report.duration).count());
+  return "loopbridge[" + report.loop + "]: warning: task '" + report.task + "' (" + report.where.file_name() + ":" +
+         std::to_string(report.where.line()) + ") blocked the loop thread for " + duration + " ms\n";
+}
+
 void Reporting::error(std::exception_ptr error, std::string_view context, bool on_loop_thread) noexcept {
   counters_.error_reported();
   if (on_loop_thread) drain_.batch_clock_moved();
@@ -57,12 +70,10 @@ void Reporting::error(std::exception_ptr error, std::string_view context, bool o
       (*handler)(error, context);
       return;
     }
+    std::fputs(unhandled_error_line(options_.name, context, describe_error(error)).c_str(), stderr);
   } catch (...) {
     return;  // a handler must not throw; what it throws is dropped
   }
-  std::string what = describe_error(error);
-  std::fprintf(stderr, "loopbridge[%s]: unhandled error in %.*s: %s\n", options_.name.c_str(),
-               static_cast<int>(context.size()), context.data(), what.c_str());
 }
 
 void Reporting::stretch_ran(const TaskLabel& label, std::chrono::nanoseconds duration) noexcept {
@@ -81,10 +92,7 @@ void Reporting::stall(const TaskLabel& label, std::chrono::nanoseconds duration)
       options_.stall_handler(report);
       return;
     }
-    std::fprintf(stderr, "loopbridge[%s]: warning: task '%s' (%s:%u) blocked the loop thread for %.1f ms\n",
-                 report.loop.c_str(), report.task.c_str(), report.where.file_name(),
-                 static_cast<unsigned>(report.where.line()),
-                 std::chrono::duration<double, std::milli>(duration).count());
+    std::fputs(stall_line(report).c_str(), stderr);
   } catch (...) {
     error(std::current_exception(), "stall handler", true);
   }

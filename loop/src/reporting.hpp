@@ -14,6 +14,11 @@ namespace loopbridge::detail {
 
 class CommandDrain;
 
+/// The line the default error handler prints to stderr for `loop`.
+std::string unhandled_error_line(std::string_view loop, std::string_view context, std::string_view what);
+/// The line printed to stderr for a stall when the loop has no stall handler.
+std::string stall_line(const StallReport& report);
+
 /// Where a loop's errors without a future and its stall reports go: the loop's handlers, the
 /// process-wide error handler, or a line on stderr. Everything sent is counted.
 class Reporting {

@@ -9,6 +9,12 @@
 
 namespace loopbridge::detail {
 
+/// What a task that `cause` cancelled settles with: before it started, or while it ran.
+inline TaskCancelled cancellation(CancelCause cause, bool while_running) {
+  return TaskCancelled(cause, std::string("task cancelled by ") + to_string(cause) +
+                                  (while_running ? " while it ran" : " before it started"));
+}
+
 /// The errors a loop settles many tasks with, each made once and shared by all of them: a
 /// stop may settle millions, and each make_exception_ptr allocates and formats a message.
 /// Loop thread only. Out of memory, the bad_alloc is what is shared.
@@ -16,15 +22,12 @@ class SharedErrors {
 public:
   /// A task the stop settled before it started.
   const std::exception_ptr& cancelled_before_start_by_stop() noexcept {
-    return made(cancelled_before_start_, [] {
-      return TaskCancelled(CancelCause::stop, "task cancelled by the loop's stop before it started");
-    });
+    return made(cancelled_before_start_, [] { return cancellation(CancelCause::stop, /*while_running=*/false); });
   }
   /// A task that `cause` cancelled while it ran.
   const std::exception_ptr& cancelled_while_running(CancelCause cause) noexcept {
-    return made(cancelled_while_running_[static_cast<std::size_t>(cause)], [cause] {
-      return TaskCancelled(cause, std::string("task cancelled by ") + to_string(cause) + " while it ran");
-    });
+    return made(cancelled_while_running_[static_cast<std::size_t>(cause)],
+                [cause] { return cancellation(cause, /*while_running=*/true); });
   }
   /// A task the stop dropped (StopOptions::drop_in_flight).
   const std::exception_ptr& dropped() noexcept {

@@ -43,7 +43,7 @@ bool LoopCore::begin_start() noexcept {
 
 const char* LoopCore::refused_start() const noexcept {
   return phase() >= Phase::stop_hooks || phase() == Phase::created ? "a stopped loop cannot be restarted"
-                                                                   : "the loop was started already (start() or run_here())";
+                                                                   : "the loop has started already (start() or run_here())";
 }
 
 bool LoopCore::start_needs_no_wait() const noexcept {
@@ -82,7 +82,7 @@ void LoopCore::start() {
 
 ShutdownReport LoopCore::run_here() {
   if (this_thread_core() != nullptr) {
-    throw DeadlockError("run_here() blocks its thread until the loop stops, which a loop thread must not do");
+    throw DeadlockError("run_here() would block a loop thread until this loop stops");
   }
   check_runs_on_caller();
   bool started = false;

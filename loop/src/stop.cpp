@@ -68,7 +68,8 @@ ShutdownReport LoopCore::stop(const StopOptions& options) {
   }
   // A loop with no thread to join (never started, or ended already) stops anywhere.
   if (this_thread_core() != nullptr && phase() != Phase::created && !own_thread_.ended()) {
-    throw DeadlockError("stop() must join the loop thread, which a loop thread must not wait for");
+    throw DeadlockError("stop() on another loop's thread would block that loop until this one ends (request_stop() does "
+                        "not wait)");
   }
   // The budget is read before the request: a stop during the start also waits for the start.
   const auto budget = saturating_add(stop_budget(options), kJoinMargin);
@@ -92,9 +93,12 @@ bool LoopCore::join_thread(Clock::time_point deadline) {
   const bool finished = latches_.wait_finished(deadline);
   if (!finished) {
     const bool own = own_thread_.joinable_thread();  // false: the loop runs in run_here()
-    report_error(std::make_exception_ptr(Timeout("the loop thread did not end within the stop's deadlines")),
-                 own ? "stop (the thread was detached; a callable may be blocking it)"
-                     : "stop (run_here() goes on; a callable may be blocking it)");
+    report_error(std::make_exception_ptr(Timeout(
+                     own ? "the loop's thread did not end within the stop's deadlines and was detached; a callable "
+                           "may be blocking it"
+                         : "the loop did not end within the stop's deadlines and run_here() goes on; a callable may "
+                           "be blocking its thread")),
+                 "stop()");
   }
   own_thread_.end(finished);
   return finished;
@@ -111,9 +115,10 @@ void LoopCore::stop_for_destructor() noexcept {
     request_stop(options_.destructor_stop);
     own_thread_.detach_unclaimed();
     report_error(std::make_exception_ptr(DeadlockError(
-                     "BackgroundLoop destroyed on a thread its stop would wait for (a loop thread, one of its "
-                     "to_thread workers, a call_host() function of one of its tasks)")),
-                 "BackgroundLoop destructor (the loop stops on its own; its thread was detached)");
+                     "a BackgroundLoop was destroyed on a thread its stop would wait for (a loop thread, a to_thread "
+                     "worker, a task's call_host() function); the loop stops on its own and its thread was "
+                     "detached")),
+                 "~BackgroundLoop()");
     return;
   }
   try {
@@ -121,10 +126,10 @@ void LoopCore::stop_for_destructor() noexcept {
     ShutdownReport report = stop(options_.destructor_stop);
     // Nobody receives this report: its hook errors go to the error handler.
     if (stops_here) {
-      for (const auto& error : report.hook_errors) report_error(error, "on_stop hook, stopped by the destructor");
+      for (const auto& error : report.hook_errors) report_error(error, "an on_stop hook run by the destructor");
     }
   } catch (...) {
-    report_error(std::current_exception(), "BackgroundLoop destructor");
+    report_error(std::current_exception(), "~BackgroundLoop()");
   }
 }
 
@@ -172,7 +177,7 @@ boost::asio::awaitable<void> LoopCore::run_stop_step(Phase phase, std::size_t ho
         auto error = co_await run_hook(hooks[i].on_stop, deadline_after(stop.hook_timeout), "on_stop");
         if (!error) continue;
         if (loop_thread_.undoing_start) {
-          report_error(error, "on_stop hook after a failed start");
+          report_error(error, "an on_stop hook undoing a failed start");
         } else {
           latches_.add_hook_error(error);
         }
@@ -305,10 +310,11 @@ void LoopCore::end_of_thread() noexcept {
     // owner can end them now, by running it (they resume and finish on that thread) or by
     // destroying it. Each frame keeps its task, its callable and this loop alive.
     if (const std::size_t left = given_up_.leave_to_io_owner(); left > 0) {
-      report_error(std::make_exception_ptr(TaskAbandoned(std::to_string(left) +
-                                                         " abandoned task(s) may still be suspended in the borrowed "
-                                                         "io_context")),
-                   "stop (their frames end when the io_context's owner next runs or destroys it)");
+      report_error(std::make_exception_ptr(TaskAbandoned(
+                       std::to_string(left) +
+                       " task(s) abandoned at the stop may still be suspended in the borrowed io_context; their "
+                       "frames end when its owner next runs or destroys it")),
+                   "stop()");
     }
     io_.release_claim();
   }

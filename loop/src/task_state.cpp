@@ -20,17 +20,17 @@ Continuation* settled_marker() noexcept {
 void check_may_block(const char* what) {
   if (this_thread_core() != nullptr) {
     throw DeadlockError(std::string(what) +
-                        " would block a loop thread; co_await handle.async_get() from a coroutine instead");
+                        " would block a loop thread (a coroutine awaits a task with co_await handle.async_get())");
   }
 }
 
 void StateBase::wait(std::chrono::nanoseconds spin) const {
-  check_may_block("TaskHandle wait");
+  check_may_block("a TaskHandle wait");
   wait_impl(nullptr, spin);
 }
 
 bool StateBase::wait_until(std::chrono::steady_clock::time_point deadline, std::chrono::nanoseconds spin) const {
-  check_may_block("TaskHandle wait");
+  check_may_block("a TaskHandle wait");
   return wait_impl(&deadline, spin);
 }
 
@@ -93,7 +93,7 @@ bool StateBase::set_continuation(Continuation& c) {
     while (!ready()) std::this_thread::yield();
     return false;
   }
-  throw InvalidState("the task is already being awaited elsewhere");
+  throw InvalidState("the task is awaited elsewhere already: one async_wait() or on_settled() at a time");
 }
 
 bool StateBase::reclaim_continuation(Continuation& c) noexcept {

@@ -72,8 +72,7 @@ bool TaskBase::request_cancel_any_thread(CancelCause cause) noexcept {
     ++t_cancels_under_way;
     drop_function();
     --t_cancels_under_way;
-    settle_exception(std::make_exception_ptr(
-        TaskCancelled(cause, std::string("task cancelled by ") + to_string(cause) + " before it started")));
+    settle_exception(std::make_exception_ptr(cancellation(cause, /*while_running=*/false)));
     finish(TaskStage::cancelled);
     return true;
   }
@@ -251,32 +250,34 @@ void LoopCore::reject(TaskBase& task) noexcept {
     return;                // and nobody holds a handle to settle
   }
   if (task.kind() != TaskKind::hook) counters_.rejected();
-  task.settle_exception(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")));
+  task.settle_exception(std::make_exception_ptr(refusal()));
 }
 
 void LoopCore::reject_at_call(TaskBase& task) noexcept {
   if (!task.claim_refusal()) return;  // its stop token cancelled it already
   task.drop_function();
   if (task.kind() != TaskKind::detached) {
-    task.settle_exception(
-        std::make_exception_ptr(LoopStopped(forked_away() ? kForkedAway : "submission refused: the loop is stopped")));
+    task.settle_exception(std::make_exception_ptr(refusal()));
   }
 }
 
-void LoopCore::deliver_cancel(TaskBase& task, CancelCause cause) noexcept {
-  if (!task.coroutine) return;
+bool LoopCore::deliver_cancel(TaskBase& task, CancelCause cause) noexcept {
+  if (!task.coroutine) return false;
   TaskStage stage = task.stage();
   for (;;) {
-    if (stage != TaskStage::running && stage != TaskStage::cancel_requested) return;
+    if (stage != TaskStage::running && stage != TaskStage::cancel_requested) return false;
     if (task.advance(stage, TaskStage::cancel_delivered)) break;
     stage = task.stage();
   }
-  if (stage == TaskStage::running) task.set_cancel_cause(cause);  // a requested cancel keeps its requester's
+  // A requested cancel was made by another (cancel(), a stop token), whose cause it keeps.
+  const bool cancelled_here = stage == TaskStage::running;
+  if (cancelled_here) task.set_cancel_cause(cause);
   task.cancel_signal.emit(boost::asio::cancellation_type::terminal);
+  return cancelled_here;
 }
 
 void LoopCore::start_cancel_all(CancelAllState& group) noexcept {
-  in_flight_.cancel_all(group, [this](TaskBase& task) { deliver_cancel(task, CancelCause::cancel_all); });
+  in_flight_.cancel_all(group, [this](TaskBase& task) { return deliver_cancel(task, CancelCause::cancel_all); });
 }
 
 std::vector<TaskInfo> LoopCore::in_flight_snapshot() const { return in_flight_.snapshot(std::chrono::steady_clock::now()); }
@@ -287,14 +288,15 @@ std::optional<std::exception_ptr> LoopCore::conclude(TaskBase& task, std::except
   const bool hook = task.kind() == TaskKind::hook;
   if (!hook) counters_.running_delta(-1);
   if (stage == TaskStage::cancel_delivered) {
-    if (error && !is_cancellation(error)) report_error(error, "task failed while being cancelled");
+    // Counted before it is reported: a handler that reads the stats sees the outcome.
     if (!hook) counters_.count(Counters::Outcome::cancelled);
+    if (error && !is_cancellation(error)) report_error(error, "a task being cancelled");
     task.finish(TaskStage::cancelled);
     return given_up_.errors.cancelled_while_running(task.cancel_cause());
   }
   if (error) {
-    if (task.kind() == TaskKind::detached) report_error(error, "posted task");
     if (!hook) counters_.count(Counters::Outcome::failed);
+    if (task.kind() == TaskKind::detached) report_error(error, "posted task");
     task.finish(TaskStage::failed);
     return error;
   }
@@ -331,7 +333,7 @@ void LoopCore::clear_slots() noexcept {
 
 void LoopCore::escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept {
   if (!is_final(task.stage()) && !task.escaped_error) task.escaped_error = error;
-  report_error(std::move(error), "an exception escaped a task's coroutine (the task fails with it)");
+  report_error(std::move(error), "a task's coroutine (the task fails with this exception)");
 }
 
 bool LoopCore::begin_posted_call(const TaskLabel& label, std::chrono::steady_clock::time_point now) noexcept {
@@ -362,7 +364,7 @@ void LoopCore::discard_posted_call() noexcept {
 
 void LoopCore::refuse_posted_call() noexcept {
   counters_.rejected();
-  report_error(std::make_exception_ptr(LoopStopped("submission refused: the loop is stopping")), "post refused at stop");
+  report_error(std::make_exception_ptr(refusal()), "post()");
 }
 
 }  // namespace loopbridge::detail

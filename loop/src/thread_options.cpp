@@ -2,6 +2,7 @@
 
 #include "loop_core.hpp"
 #include "platform/platform.hpp"
+#include "thread_name.hpp"
 
 #include <unistd.h>
 
@@ -56,7 +57,7 @@ void LoopCore::check_runs_on_caller() const {
 std::exception_ptr LoopCore::set_up_own_thread() noexcept {
   // By the thread itself: naming another thread writes to /proc, and costs more than
   // start() saves by not waiting for the thread to run.
-  set_this_thread_os_name(options_.name.c_str());
+  name_this_thread(options_.name);
   try {
     if (!options_.cpu_affinity.empty()) pin_this_thread(options_.cpu_affinity);
     if (options_.on_thread_start) options_.on_thread_start();

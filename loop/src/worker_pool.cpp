@@ -1,6 +1,6 @@
 #include "worker_pool.hpp"
 
-#include "platform/platform.hpp"
+#include "thread_name.hpp"
 #include "thread_roles.hpp"
 
 namespace loopbridge::detail {
@@ -30,7 +30,7 @@ bool WorkerPool::submit(HandoffCall& job) {
 }
 
 void WorkerPool::worker_main() noexcept {
-  set_this_thread_os_name(thread_name_.c_str());
+  name_this_thread(thread_name_);
   exchange_this_thread_work_owner(owner_);
   std::unique_lock lock(mutex_);
   for (;;) {

@@ -45,12 +45,6 @@ TEST_CASE("negative deadlines are refused with InvalidArgument", "[loop][errors]
   CHECK(loop.state() == LoopState::running);
 }
 
-TEST_CASE("a bad thread name is refused with InvalidArgument", "[loop][errors]") {
-  CHECK_THROWS_AS(BackgroundLoop({.name = ""}), InvalidArgument);
-  CHECK_THROWS_AS(BackgroundLoop({.name = "a-name-longer-than-15"}), InvalidArgument);
-  CHECK_THROWS_AS(BackgroundLoop({.name = std::string("nul\0in", 6)}), InvalidArgument);
-}
-
 TEST_CASE("lifecycle misuse gets InvalidState", "[loop][errors]") {
   BackgroundLoop loop({.name = "lb-misuse"});
   CHECK_THROWS_AS(loop.submit([] { return 1; }), InvalidState);

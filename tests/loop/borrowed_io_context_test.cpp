@@ -155,7 +155,7 @@ TEST_CASE("a task abandoned on a borrowed io_context is reported and its frame d
     CHECK_THROWS_AS(task.get(), TaskAbandoned);
     CHECK(report.abandoned == 1);
     CHECK(report.joined);
-    CHECK(errors.mentions("io_context's owner"));
+    CHECK(errors.mentions("suspended in the borrowed io_context"));
   }
   // The loop is gone; the frame still waits in the io_context, which only its owner can end.
   CHECK_FALSE(probe.destroyed);

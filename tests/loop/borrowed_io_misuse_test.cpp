@@ -76,7 +76,7 @@ TEST_CASE("another thread running the borrowed io_context is reported and the lo
   }
   require_settles(task);
   CHECK(task.get());  // it ran on the loop thread all the same
-  CHECK(errors.mentions("only the loop's thread may run it"));
+  CHECK(errors.mentions("only the loop's thread may run"));
   ShutdownReport report = loop.stop();  // stops the io_context: the intruder's run() returns too
   CHECK(report.joined);
   intruder.join();

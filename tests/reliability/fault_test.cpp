@@ -138,7 +138,7 @@ TEST_CASE("a task that throws while being cancelled is reported and settles as c
   task.cancel();
   require_settles(task);
   CHECK_THROWS_AS(task.get(), TaskCancelled);
-  CHECK(eventually([&] { return received.count("task failed while being cancelled") == 1; }));
+  CHECK(eventually([&] { return received.count("a task being cancelled") == 1; }));
   ShutdownReport report = loop.stop();
   CHECK(report.cancelled == 1);
   CHECK(reconciles(report));
@@ -262,7 +262,7 @@ TEST_CASE("an offloaded function that throws after its task gave up on it harms 
     CHECK(report.abandoned_workers == 0);
     CHECK(reconciles(report));
   }
-  // Neither the loop thread nor its worker ("lb-late-thro-w") is left.
+  // Neither the loop thread nor its worker ("lb-late-throw-w") is left.
   CHECK(eventually([&] {
     auto names = thread_names();
     return std::none_of(names.begin(), names.end(), [](const std::string& n) { return n.rfind("lb-late-thr", 0) == 0; });

@@ -448,11 +448,11 @@ Outcome run_scenario(const Scenario& scenario, Limits limits) {
     const auto n = ledger->errors_reported.fetch_add(1) + 1;
     if (context == "posted task") {
       ledger->posted_failures.fetch_add(1);
-    } else if (context == "post refused at stop") {
+    } else if (context == "post()") {
       ledger->posts_refused_in_queue.fetch_add(1);
-    } else if (context == "task failed while being cancelled") {
+    } else if (context == "a task being cancelled") {
       ledger->failures_while_cancelled.fetch_add(1);
-    } else if (context == "on_stop hook, stopped by the destructor" && what_of(error) == "on_stop hook") {
+    } else if (context == "an on_stop hook run by the destructor" && what_of(error) == "on_stop hook") {
       ledger->hook_errors_reported.fetch_add(1);
     } else {
       ledger->violation("error handler got '" + std::string(context) + "': " + what_of(error));

@@ -31,7 +31,7 @@ namespace detail {
 
 struct RefusedByAbsentHost {
   std::exception_ptr operator()() const {
-    return std::make_exception_ptr(HostNotWaiting("the host stopped waiting before it ran the call"));
+    return std::make_exception_ptr(HostNotWaiting("call_host(): the host thread stopped waiting before it ran the call"));
   }
 };
 
@@ -39,8 +39,8 @@ template <class R>
 boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall& call) {
   auto executor = co_await boost::asio::this_coro::executor;
   TaskBase* task = task_of(executor);
-  if (task == nullptr || !task->host_waiter) throw HostNotWaiting("this task was not submitted by a host thread");
-  if (!post_to_host(*task, call)) throw HostNotWaiting("the host thread that submitted this task is not waiting");
+  if (task == nullptr || !task->host_waiter) throw HostNotWaiting("call_host(): this task was not submitted by a host thread");
+  if (!post_to_host(*task, call)) throw HostNotWaiting("call_host(): the host thread that submitted this task is not waiting on it");
   // The host runs the call to its end: a cancel of this task waits for it.
   auto wait = await_result<R>(std::move(result), OnCancel::stop_and_wait);
   co_return co_await std::move(wait);

@@ -96,9 +96,9 @@ void wait_released_by_stop(const LoopHandle& loop, const StateBase& state, const
 template <class F>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::time_point deadline,
                      RunOptions options = {}, source_location where = source_location::current()) {
-  detail::check_may_block("loopbridge::run");
-  if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_timeout");
-  if (options.unwind_warning < std::chrono::nanoseconds::zero()) throw InvalidArgument("negative unwind_warning");
+  detail::check_may_block("loopbridge::run()");
+  if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("RunOptions::unwind_timeout must not be negative");
+  if (options.unwind_warning < std::chrono::nanoseconds::zero()) throw InvalidArgument("RunOptions::unwind_warning must not be negative");
   // From here to the end of the wait, this thread takes the task's call_host() requests.
   detail::HostCallScope host_calls;
   SubmitOptions submit_options;
@@ -130,7 +130,7 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
 template <class F, class Rep, class Period>
 task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::duration<Rep, Period> timeout,
                      RunOptions options = {}, source_location where = source_location::current()) {
-  if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("run() timeout must be positive");
+  if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the run() timeout must be positive");
   return run(loop, std::forward<F>(fn), detail::deadline_after(timeout), std::move(options), where);
 }
 

@@ -36,7 +36,7 @@ namespace detail {
 
 struct RefusedByStoppedLoop {
   std::exception_ptr operator()() const {
-    return std::make_exception_ptr(LoopStopped("to_thread: the loop stopped before the function ran"));
+    return std::make_exception_ptr(LoopStopped("to_thread(): the loop stopped before the function ran"));
   }
 };
 
@@ -44,7 +44,7 @@ template <class R>
 boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& job, OnCancel on_cancel) {
   auto executor = co_await boost::asio::this_coro::executor;
   if (TaskBase* task = task_of(executor)) job.context = task->context;
-  if (!offload(job)) throw LoopStopped("to_thread: the loop's workers have stopped");
+  if (!offload(job)) throw LoopStopped("to_thread(): the loop's worker threads have stopped");
   auto wait = await_result<R>(std::move(result), on_cancel);
   co_return co_await std::move(wait);
 }
@@ -82,7 +82,7 @@ boost::asio::awaitable<detail::handoff_result_t<std::decay_t<F>>> to_thread(F&& 
   using Function = std::decay_t<F>;
   using Result = detail::handoff_result_t<Function>;
   if (detail::this_thread_engine() == nullptr) {
-    throw InvalidState("to_thread() is awaited from a coroutine on a loop thread");
+    throw InvalidState("to_thread() was called off a loop thread; only a coroutine running on a loop can await it");
   }
   detail::check_callable(fn);
   auto* job = new detail::HandoffState<Function, detail::RefusedByStoppedLoop>(std::forward<F>(fn), {});

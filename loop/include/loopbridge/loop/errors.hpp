@@ -1,5 +1,6 @@
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <system_error>
 
@@ -8,8 +9,9 @@
 ///
 /// Every error loopbridge raises is a loopbridge::Error (itself a std::system_error), and
 /// its code() belongs to loopbridge::loop_category(). Catch by type to handle one case, or
-/// compare the code: `e.code() == loopbridge::errc::loop_stopped`. docs/errors.md lists when
-/// each one is raised.
+/// compare the code: `e.code() == loopbridge::errc::loop_stopped`. what() is one message
+/// saying what happened (and, where it helps, what to do instead); code().message() names
+/// the kind of error alone. docs/errors.md lists when each one is raised.
 
 namespace loopbridge {
 
@@ -54,6 +56,13 @@ class Error : public std::system_error {
 public:
   /// An error with `code` (of loop_category()) and the message `what`.
   Error(errc code, const std::string& what);
+
+  /// The message given to the constructor, as it was given. (std::system_error would append
+  /// `": " + code().message()`, saying the kind of error a second time.)
+  const char* what() const noexcept override;
+
+private:
+  std::runtime_error message_;  // copied without allocating, as an exception must be
 };
 
 /// What cancelled a task (TaskCancelled::cause()).
@@ -73,7 +82,7 @@ const char* to_string(CancelCause cause) noexcept;
 class TaskCancelled : public Error {
 public:
   /// A cancellation by cancel(), with the message `what`.
-  explicit TaskCancelled(const std::string& what = "task cancelled");
+  explicit TaskCancelled(const std::string& what = "the task was cancelled");
   /// A cancellation for `cause`, with the message `what`.
   TaskCancelled(CancelCause cause, const std::string& what);
 
@@ -88,7 +97,7 @@ private:
 class LoopStopped : public Error {
 public:
   /// The error with the message `what`.
-  explicit LoopStopped(const std::string& what = "loop stopped");
+  explicit LoopStopped(const std::string& what = "the loop is stopped");
 
 protected:
   /// For TaskAbandoned: a LoopStopped with another code.
@@ -102,7 +111,7 @@ protected:
 class TaskAbandoned : public LoopStopped {
 public:
   /// The error with the message `what`.
-  explicit TaskAbandoned(const std::string& what = "task abandoned at loop stop");
+  explicit TaskAbandoned(const std::string& what = "the task was abandoned at the loop's stop");
 };
 
 /// A blocking call was made on a loop thread, where it would wait on itself (or on a loop

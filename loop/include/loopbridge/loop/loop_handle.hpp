@@ -127,7 +127,7 @@ public:
       task->add_ref();  // the queue's
       if (!detail::submit_task(*core_, *task, options)) {
         task->release();
-        throw LoopStopped("post refused: the loop is stopped");
+        detail::throw_refused(*core_);
       }
     } else {
       detail::check_callable(fn);
@@ -142,7 +142,10 @@ public:
   }
 
   /// Cancels every task in flight on the loop; the handle settles, once all of them have
-  /// finished unwinding, with how many there were. Tasks submitted after it are untouched.
+  /// finished unwinding, with how many this call cancelled: a task that an earlier cancel(),
+  /// cancel_all(), stop token or stop had reached is waited for but not counted again. So
+  /// the counts of all calls add up to the tasks that settled with CancelCause::cancel_all,
+  /// each also counted once in LoopStats::cancelled. Tasks submitted after it are untouched.
   [[nodiscard]] TaskHandle<std::size_t> cancel_all() const;
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
@@ -175,7 +178,7 @@ public:
   /// not a number.
   template <class Rep, class Period>
   bool wait_stopped(std::chrono::duration<Rep, Period> timeout) const {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_stopped timeout");
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the wait_stopped() timeout must not be negative");
     return wait_stopped_until(detail::deadline_after(timeout));
   }
 
@@ -189,7 +192,7 @@ public:
   std::size_t queue_depth() const;
   /// Errors sent to the error handler so far.
   std::uint64_t unhandled_errors() const;
-  /// LoopOptions::name: the loop thread's name.
+  /// LoopOptions::name, whole (the thread's system name is its first 15 bytes).
   std::string_view name() const;
   /// The I/O backend this loop's io_context runs on (fixed when loopbridge is built; see
   /// IoBackend).
@@ -212,7 +215,7 @@ private:
 
   /// The loop's engine. Throws InvalidHandle for an empty handle.
   detail::Engine& engine() const {
-    if (!core_) throw InvalidHandle("empty LoopHandle");
+    if (!core_) throw InvalidHandle("the LoopHandle is empty (default-constructed or moved from)");
     return *core_;
   }
 

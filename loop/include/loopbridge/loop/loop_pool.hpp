@@ -18,8 +18,8 @@ struct PoolOptions {
   /// cgroup CPU quota rounded up (`docker run --cpus=1.5` gives 2), as Rust's
   /// available_parallelism does.
   std::size_t loops = 0;
-  /// The options of every loop. Each loop's thread is named `name` followed by its index
-  /// (cut to the 15-byte limit).
+  /// The options of every loop. Each loop is named `name` followed by its index ("pool0",
+  /// "pool1", ...); its thread's system name is the first 15 bytes of that (LoopOptions::name).
   LoopOptions loop{};
 };
 
@@ -64,13 +64,14 @@ public:
   ShutdownReport stop(StopOptions options = {});
 
   /// Cancels every task in flight on every loop and waits (up to `timeout`; 10 s if none is
-  /// given) until they have unwound; returns how many there were. A timeout too large for the
+  /// given) until they have unwound; returns how many this call cancelled (as
+  /// LoopHandle::cancel_all() counts them). A timeout too large for the
   /// clock waits without limit. Throws Timeout past the deadline; InvalidArgument for a
   /// negative timeout (or one that is not a number), and DeadlockError on a loop thread,
   /// before cancelling anything.
   template <class Rep, class Period>
   std::size_t cancel_all(std::chrono::duration<Rep, Period> timeout) {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative LoopPool::cancel_all timeout");
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the LoopPool::cancel_all() timeout must not be negative");
     refuse_on_loop_thread("LoopPool::cancel_all()");
     return cancel_all_until(detail::deadline_after(timeout));
   }

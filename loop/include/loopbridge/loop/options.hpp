@@ -72,8 +72,11 @@ struct StopOptions {
 
 /// How a BackgroundLoop is set up.
 struct LoopOptions {
-  /// The loop thread's name, as shown in /proc/self/task/*/comm and by debuggers: 1 to 15
-  /// bytes (the Linux limit), no NUL.
+  /// The loop's name: any length, not empty, no NUL. loopbridge uses the whole name wherever
+  /// it names the loop (name(), stall reports, the error handler's stderr line). The loop
+  /// thread's system name (/proc/self/task/N/comm, top, debuggers) is its first 15 bytes,
+  /// the Linux limit, cut so as not to split a UTF-8 character; its to_thread workers are
+  /// named the same way, with "-w" at the end.
   std::string name = "loopbridge";
   /// How long the on_start hooks may take, all together, before start() cancels them and
   /// throws Timeout. Must be positive.
@@ -130,14 +133,21 @@ struct LoopOptions {
   std::function<void()> on_thread_start{};
 };
 
-/// What a stop did. Counts cover the loop's whole life.
+/// What a stop did, and the loop's counts up to the moment the stop returned.
+/**
+ * A snapshot, made as stop() (or run_here()) returns: its counts cover the loop's life from
+ * its construction to that moment. A submission refused after it (through a LoopHandle that
+ * outlives the stop) is not in it: LoopHandle::stats() counts it in LoopStats::rejected, and
+ * so does the report of any later stop() call, whose counts are read when that call returns
+ * while its hook errors, abandoned tasks, duration and `joined` are the first stop's.
+ */
 struct ShutdownReport {
-  std::uint64_t submitted = 0;  ///< tasks and posts accepted or refused
+  std::uint64_t submitted = 0;  ///< tasks and posts accepted or refused, up to the report
   std::uint64_t completed = 0;  ///< finished with a value
   std::uint64_t failed = 0;     ///< finished with an exception of their own
-  std::uint64_t cancelled = 0;  ///< ended by a cancel (cancel(), cancel_all() or stop)
+  std::uint64_t cancelled = 0;  ///< ended by a cancel (cancel(), cancel_all(), a stop token, stop)
   std::uint64_t abandoned = 0;  ///< still running past the cancel deadline at stop
-  std::uint64_t rejected = 0;   ///< refused: the loop was stopping or stopped, or its queue was full
+  std::uint64_t rejected = 0;   ///< refused (stopping or stopped, or queue full), up to the report
   /// Worker threads (to_thread) still running a function when the stop's cancel deadline
   /// passed: detached, they finish alone and their results are dropped.
   std::uint64_t abandoned_workers = 0;

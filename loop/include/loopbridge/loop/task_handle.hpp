@@ -97,7 +97,7 @@ public:
   /// Throws DeadlockError on a loop thread, InvalidArgument for a negative timeout.
   template <class Rep, class Period>
   std::future_status wait_for(std::chrono::duration<Rep, Period> timeout) const {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative wait_for timeout");
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the wait_for() timeout must not be negative");
     check_may_wait();
     return checked().wait_until(detail::deadline_after(timeout), spin_) ? std::future_status::ready
                                                                         : std::future_status::timeout;
@@ -128,7 +128,7 @@ public:
   /// The result of a settled task, without blocking (asyncio's Future.result()); allowed on
   /// any thread. Throws InvalidState if the task has not settled. Takes the result.
   T result() {
-    if (!ready()) throw InvalidState("result() on a task that has not settled");
+    if (!ready()) throw InvalidState("result() was called on a task that has not settled");
     return take();
   }
 
@@ -152,7 +152,7 @@ public:
   /// InvalidArgument for a deadline that is not a number, before cancelling anything.
   template <class Clock, class Duration>
   std::future_status cancel_and_wait(std::chrono::time_point<Clock, Duration> deadline) {
-    detail::check_may_block("TaskHandle::cancel_and_wait");
+    detail::check_may_block("TaskHandle::cancel_and_wait()");
     (void)detail::time_left(deadline);  // refuses NaN, before the cancel
     cancel();
     return wait_until(deadline);
@@ -162,8 +162,8 @@ public:
   /// negative or NaN timeout, before cancelling anything.
   template <class Rep, class Period>
   std::future_status cancel_and_wait(std::chrono::duration<Rep, Period> timeout) {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative cancel_and_wait timeout");
-    detail::check_may_block("TaskHandle::cancel_and_wait");
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the cancel_and_wait() timeout must not be negative");
+    detail::check_may_block("TaskHandle::cancel_and_wait()");
     const auto deadline = detail::deadline_after(timeout);  // refuses NaN, before the cancel
     cancel();
     return wait_until(deadline);
@@ -222,7 +222,7 @@ private:
   friend struct detail::HandleAccess;
 
   detail::TypedState<T>& checked() const {
-    if (!state_) throw InvalidHandle("empty TaskHandle (moved from or default-constructed)");
+    if (!state_) throw InvalidHandle("the TaskHandle is empty (default-constructed or moved from)");
     if (taken_) throw InvalidHandle("the TaskHandle's result was already taken");
     return *state_;
   }

@@ -113,7 +113,7 @@ private:
     if (!push_command(*home, *this)) {
       // The home loop ended without taking this wait back (not expected: it reclaims them
       // before it closes). Its frame cannot be destroyed here, off its thread: leave it.
-      report_error(*home, std::make_exception_ptr(LoopStopped("a wait outlived its loop")), "async_wait");
+      report_error(*home, std::make_exception_ptr(LoopStopped("a wait outlived the loop it was to resume on; its coroutine stays suspended")), "async_wait");
     }
   }
 

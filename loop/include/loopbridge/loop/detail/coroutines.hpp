@@ -185,7 +185,7 @@ private:
         std::exception_ptr error = task.escaped_error;
         if (!error) {
           error = std::make_exception_ptr(TaskAbandoned(
-              "task's coroutine was destroyed before it finished: an operation it awaited dropped its handler"));
+              "the task's coroutine was destroyed before it finished: an operation it awaited dropped its handler"));
         }
         task.complete(std::nullopt, std::move(error));
       }

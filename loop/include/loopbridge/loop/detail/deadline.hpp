@@ -34,9 +34,9 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
   using Ticks = std::ratio_divide<Period, Clock::period>;
   if constexpr (std::is_floating_point_v<Rep>) {
     // NaN passes every comparison a caller made (it is neither negative nor positive).
-    if (is_nan(timeout.count())) throw InvalidArgument("a timeout that is not a number");
+    if (is_nan(timeout.count())) throw InvalidArgument("a timeout must be a number, not NaN");
   }
-  if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("a negative timeout");
+  if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("a timeout must not be negative");
   const auto now = Clock::now();
   const auto room = Clock::time_point::max() - now;
   // A little short of the room: no rounding of a floating or coarse timeout carries past max().
@@ -70,7 +70,7 @@ std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, 
 template <class Clock, class Duration>
 std::chrono::duration<long double> time_left(std::chrono::time_point<Clock, Duration> deadline) {
   const std::chrono::duration<long double> at(deadline.time_since_epoch());
-  if (is_nan(at.count())) throw InvalidArgument("a deadline that is not a number");
+  if (is_nan(at.count())) throw InvalidArgument("a deadline must be a number, not NaN");
   return at - std::chrono::duration<long double>(Clock::now().time_since_epoch());
 }
 

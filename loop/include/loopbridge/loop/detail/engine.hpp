@@ -49,6 +49,9 @@ bool submit_task(Engine& engine, TaskBase& task, const SubmitOptions& options);
 /// Admits and queues a fire-and-forget call, which the queue owns from then on. Throws
 /// LoopStopped when the loop no longer takes work, QueueFull when its queue is full.
 void post_call(Engine& engine, std::unique_ptr<PostedCallBase> call, const SubmitOptions& options);
+/// Throws the LoopStopped of a submission the loop refused (a post whose task
+/// submit_task() turned away).
+[[noreturn]] void throw_refused(const Engine& engine);
 /// LoopOptions::spin_before_sleep, for the handles' waits.
 std::chrono::nanoseconds spin_before_sleep(const Engine& engine) noexcept;
 
