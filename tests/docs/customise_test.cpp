@@ -120,7 +120,7 @@ TEST_CASE("customise: a third party made in an on_start hook and closed in an on
   loopbridge::BackgroundLoop loop({.name = "app"});
   loop.on_start_stop(
       [&]() -> boost::asio::awaitable<void> {
-        smtp = SmtpServer::open(loop.executor(), smtp_address);
+        smtp = SmtpServer::open(loop.get_executor(), smtp_address);
         co_return;
       },
       [&]() -> boost::asio::awaitable<void> {

@@ -51,7 +51,7 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  */
 class BackgroundLoop {
 public:
-  /// The type of executor(): the loop's io_context executor.
+  /// The type of get_executor(): the loop's io_context executor.
   using executor_type = LoopHandle::executor_type;
 
   /// Creates the loop and its own io_context; nothing runs until start().
@@ -186,8 +186,8 @@ public:
   }
   /// As LoopHandle::cancel_all().
   [[nodiscard]] TaskHandle<std::size_t> cancel_all() const { return handle_.cancel_all(); }
-  /// As LoopHandle::executor().
-  executor_type executor() const { return handle_.executor(); }
+  /// As LoopHandle::get_executor().
+  executor_type get_executor() const { return handle_.get_executor(); }
   /// As LoopHandle::in_flight().
   [[nodiscard]] TaskHandle<std::vector<TaskInfo>> in_flight() const { return handle_.in_flight(); }
   /// As LoopHandle::stats().

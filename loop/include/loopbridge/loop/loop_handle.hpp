@@ -49,7 +49,7 @@ using task_result_t = typename detail::task_traits<detail::function_type_for<F>>
  */
 class LoopHandle {
 public:
-  /// The type of executor(): the loop's io_context executor.
+  /// The type of get_executor(): the loop's io_context executor.
   using executor_type = boost::asio::io_context::executor_type;
 
   /// An empty handle; calls throw InvalidHandle.
@@ -146,9 +146,9 @@ public:
   [[nodiscard]] TaskHandle<std::size_t> cancel_all() const;
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
-  /// co_spawn). Valid until the loop has stopped; work posted to it directly is not tracked
-  /// by loopbridge (prefer submit()).
-  executor_type executor() const;
+  /// co_spawn), named as Asio's I/O objects name theirs. Valid until the loop has stopped;
+  /// work posted to it directly is not tracked by loopbridge (prefer submit()).
+  executor_type get_executor() const;
 
   /// The tasks in flight (started and not ended), oldest first: name, phase, age and the
   /// submit() call that made them. Built on the loop thread: the handle settles once the

@@ -32,8 +32,8 @@ struct PoolOptions {
  *
  * @par Thread safety
  * Distinct objects: safe. Shared objects: safe, all of it from any thread (start() and
- * stop() serialise among themselves). Blocking calls (stop(), cancel_all()) on any loop
- * thread throw DeadlockError before they touch a loop: a refused call has no effect.
+ * stop() serialise among themselves). Blocking calls (stop(), cancel_all_and_wait()) on any
+ * loop thread throw DeadlockError before they touch a loop: a refused call has no effect.
  *
  * @par After stop
  * As a single loop's: submissions settle with LoopStopped, post() throws LoopStopped.
@@ -64,18 +64,22 @@ public:
   ShutdownReport stop(StopOptions options = {});
 
   /// Cancels every task in flight on every loop and waits (up to `timeout`; 10 s if none is
-  /// given) until they have unwound; returns how many there were. A timeout too large for the
-  /// clock waits without limit. Throws Timeout past the deadline; InvalidArgument for a
-  /// negative timeout (or one that is not a number), and DeadlockError on a loop thread,
-  /// before cancelling anything.
+  /// given) until they have unwound; returns how many there were. Named after
+  /// TaskHandle::cancel_and_wait(): it blocks, where LoopHandle::cancel_all() returns a
+  /// handle at once. A timeout too large for the clock waits without limit.
+  /// @par Throws
+  /// Timeout past the deadline; InvalidArgument for a negative timeout (or one that is not a
+  /// number), and DeadlockError on a loop thread, before cancelling anything.
   template <class Rep, class Period>
-  std::size_t cancel_all(std::chrono::duration<Rep, Period> timeout) {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("negative LoopPool::cancel_all timeout");
-    refuse_on_loop_thread("LoopPool::cancel_all()");
+  std::size_t cancel_all_and_wait(std::chrono::duration<Rep, Period> timeout) {
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) {
+      throw InvalidArgument("negative LoopPool::cancel_all_and_wait timeout");
+    }
+    refuse_on_loop_thread("LoopPool::cancel_all_and_wait()");
     return cancel_all_until(detail::deadline_after(timeout));
   }
-  /// As cancel_all(10 s).
-  std::size_t cancel_all() { return cancel_all(std::chrono::seconds(10)); }
+  /// As cancel_all_and_wait(10 s).
+  std::size_t cancel_all_and_wait() { return cancel_all_and_wait(std::chrono::seconds(10)); }
 
   /// The next loop in round-robin order.
   LoopHandle next() const noexcept;
