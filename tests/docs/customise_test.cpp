@@ -85,7 +85,7 @@ bool this_thread_may_use_cpu(int cpu) {
 
   loopbridge::BackgroundLoop loop;            // the application's loop: another thread
   loop.start();
-  loop.post([&] { return smtp.sessions(); });     // a data race: smtp lives on smtp_thread
+  auto count = loop.submit([&] { return smtp.sessions(); });  // a data race: smtp lives on smtp_thread
   //! [second-loop]
 }
 

@@ -93,27 +93,38 @@ public:
   /// How many loops the pool has.
   std::size_t size() const noexcept { return loops_.size(); }
 
-  /// submit() on the next loop in round-robin order.
-  template <class F>
-  auto submit(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
-    return next().submit(std::forward<F>(fn), std::move(options), where);
+  /// submit() on the next loop in round-robin order, in LoopHandle::submit()'s shapes.
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  auto submit(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+              detail::CallSite where = source_location::current()) const {
+    return next().submit(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                         std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// submit() on the loop `key` maps to.
-  template <class Key, class F>
-  auto submit_keyed(const Key& key, F&& fn, SubmitOptions options = {},
-                    source_location where = source_location::current()) const {
-    return for_key(key).submit(std::forward<F>(fn), std::move(options), where);
+  /// submit() on the loop `key` maps to: `submit_keyed(key, fn, args...)` and the other
+  /// shapes of LoopHandle::submit() after the key.
+  template <class Key, class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  auto submit_keyed(const Key& key, F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {},
+                    A6&& a6 = {}, detail::CallSite where = source_location::current()) const {
+    return for_key(key).submit(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                               std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// post() on the next loop in round-robin order.
-  template <class F>
-  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
-    next().post(std::forward<F>(fn), std::move(options), where);
+  /// post() on the next loop in round-robin order, in LoopHandle::post()'s shapes.
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  void post(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+            detail::CallSite where = source_location::current()) const {
+    next().post(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// post() on the loop `key` maps to.
-  template <class Key, class F>
-  void post_keyed(const Key& key, F&& fn, SubmitOptions options = {},
-                  source_location where = source_location::current()) const {
-    for_key(key).post(std::forward<F>(fn), std::move(options), where);
+  /// post() on the loop `key` maps to, in LoopHandle::post()'s shapes after the key.
+  template <class Key, class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  void post_keyed(const Key& key, F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {},
+                  A6&& a6 = {}, detail::CallSite where = source_location::current()) const {
+    for_key(key).post(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                      std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
 
   /// The loops' counters added up; lag percentiles over all their submissions, maxima the

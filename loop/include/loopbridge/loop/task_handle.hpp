@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/deadline.hpp>
 #include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/task_stage.hpp>
@@ -14,6 +15,7 @@
 
 #include <chrono>
 #include <future>
+#include <type_traits>
 #include <utility>
 
 namespace loopbridge {
@@ -207,9 +209,14 @@ public:
   /// exception raised in a done callback; it is counted in unhandled_errors().
   template <class Fn>
   void on_settled(Fn&& fn) && {
-    detail::StateBase& state = checked();
-    detail::Ref<detail::Engine> loop = loop_;
-    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, *this, std::forward<Fn>(fn), std::move(loop));
+    constexpr detail::Misuse misuse = detail::settled_callback_misuse<Fn, TaskHandle>();
+    if constexpr (misuse != detail::Misuse::none) {
+      detail::refuse<detail::Entry::on_settled, misuse>();
+    } else {
+      detail::StateBase& state = checked();
+      detail::Ref<detail::Engine> loop = loop_;
+      detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, *this, std::forward<Fn>(fn), std::move(loop));
+    }
   }
 
   /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to
