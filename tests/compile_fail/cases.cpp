@@ -19,6 +19,10 @@ namespace {
 
 [[maybe_unused]] boost::asio::awaitable<int> coroutine() { co_return 1; }
 
+struct NoDefault {
+  explicit NoDefault(int) {}
+};
+
 [[maybe_unused]] int counter = 0;
 
 }  // namespace
@@ -59,5 +63,8 @@ namespace {
   [[maybe_unused]] auto op = call_host(42);
 #elif defined(CASE_on_settled_wrong_parameter)
   std::move(loop.submit([] { return 1; })).on_settled([](int) {});
+#elif defined(CASE_async_get_no_default)
+  [[maybe_unused]] auto handle = loop.submit([] { return NoDefault(1); });
+  [[maybe_unused]] auto op = handle.async_get();
 #endif
 }
