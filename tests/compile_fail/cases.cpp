@@ -8,6 +8,7 @@
 #include <loopbridge/loop/loop_pool.hpp>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 
 #include <chrono>
 #include <memory>
@@ -65,6 +66,6 @@ struct NoDefault {
   std::move(loop.submit([] { return 1; })).on_settled([](int) {});
 #elif defined(CASE_async_get_no_default)
   [[maybe_unused]] auto handle = loop.submit([] { return NoDefault(1); });
-  [[maybe_unused]] auto op = handle.async_get();
+  [[maybe_unused]] auto op = handle.async_get(boost::asio::use_future);
 #endif
 }

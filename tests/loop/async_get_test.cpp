@@ -24,6 +24,11 @@ struct GetFailure : std::runtime_error {
   GetFailure() : std::runtime_error("get failure") {}
 };
 
+struct NoDefault {
+  explicit NoDefault(int v) : value(v) {}
+  int value;
+};
+
 /// A task whose value is ready once `gate` opens, so the waits below really wait.
 TaskHandle<int> value_after(BackgroundLoop& loop, Gate& gate, int value) {
   return loop.submit([&gate, value] {
@@ -126,4 +131,22 @@ TEST_CASE("a cancelled async_get leaves the result in the handle", "[loop][async
   gate.open();
   require_settles(slow);
   CHECK(slow.get() == 5);
+}
+
+TEST_CASE("co_await async_get works for a type without a default constructor", "[loop][async_get]") {
+  BackgroundLoop loop({.name = "lb-get-nodflt"});
+  loop.start();
+  auto made = loop.submit([] { return NoDefault(42); });
+  auto failing = loop.submit([]() -> NoDefault { throw GetFailure(); });
+  auto reader = loop.submit([&]() -> asio::awaitable<int> {
+    NoDefault value = co_await made.async_get();
+    try {
+      co_await failing.async_get();
+    } catch (const GetFailure&) {
+      co_return value.value;
+    }
+    co_return -1;
+  });
+  require_settles(reader);
+  CHECK(reader.get() == 42);
 }

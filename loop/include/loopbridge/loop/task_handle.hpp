@@ -200,8 +200,8 @@ public:
    * result) and completes on that loop; from anywhere else it completes on the handler's
    * associated executor (wrap a callback with bind_executor to choose one). On success the
    * result is taken: the handle is empty afterwards, as after get(). The handle must outlive
-   * the operation. T must be default-constructible when it is not void, as for co_spawn:
-   * the value that comes with an exception is T{}.
+   * the operation. With any token but use_awaitable, T must be default-constructible when
+   * it is not void, as for co_spawn: the value that comes with an exception is T{}.
    *
    * The exception is DeadlockError when the awaiting code runs as the task itself (its
    * coroutine, or one it co_spawned on its executor): the task would wait for its own end
@@ -216,10 +216,13 @@ public:
    */
   template <class CompletionToken = boost::asio::use_awaitable_t<>>
   auto async_get(CompletionToken&& token = {}) {
-    if constexpr (!std::is_void_v<T> && !std::is_default_constructible_v<T>) {
-      static_assert(std::is_void_v<T> || std::is_default_constructible_v<T>,
-                    "loopbridge: async_get() delivers T{} alongside an exception, as co_spawn does, so T must be "
-                    "default-constructible: wait with async_wait(token), then read the outcome with result()");
+    constexpr bool awaited = std::is_same_v<std::decay_t<CompletionToken>, boost::asio::use_awaitable_t<>>;
+    if constexpr (!std::is_void_v<T> && !std::is_default_constructible_v<T> && awaited) {
+      return await_value();
+    } else if constexpr (!std::is_void_v<T> && !std::is_default_constructible_v<T>) {
+      static_assert(awaited, "loopbridge: async_get() delivers T{} alongside an exception, as co_spawn does, so with "
+                             "any token but use_awaitable T must be default-constructible: co_await "
+                             "handle.async_get(), or wait with async_wait(token) and read the outcome with result()");
       return detail::Refused{};
     } else {
       detail::StateBase& state = checked();
@@ -255,6 +258,18 @@ public:
 
 private:
   friend struct detail::HandleAccess;
+
+  /// async_get() under use_awaitable for a T that cannot be default-constructed: no value
+  /// comes with an exception, which the coroutine rethrows.
+  boost::asio::awaitable<T> await_value() {
+    detail::StateBase& state = checked();
+    if (detail::is_task_state(detail::task_of(co_await boost::asio::this_coro::executor), state)) {
+      throw DeadlockError("a task awaited its own handle: it would wait for its own end");
+    }
+    auto wait_op = async_wait(boost::asio::use_awaitable);
+    co_await std::move(wait_op);
+    co_return take();
+  }
 
   /// async_get()'s steps: refuse a task awaiting itself, wait, deliver the outcome.
   struct GetOperation {
