@@ -167,7 +167,7 @@ int main() {
   loopbridge::BackgroundLoop loop({.name = "services"});
   loop.on_start_stop(
       [&]() -> asio::awaitable<void> {
-        web = HelloHttp::open(loop.executor());
+        web = HelloHttp::open(loop.get_executor());
         co_return;
       },
       [&]() -> asio::awaitable<void> {
@@ -177,7 +177,7 @@ int main() {
       });
   loop.on_start_stop(
       [&]() -> asio::awaitable<void> {
-        lines = UpperLines::open(loop.executor());
+        lines = UpperLines::open(loop.get_executor());
         co_return;
       },
       [&]() -> asio::awaitable<void> {

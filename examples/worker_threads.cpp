@@ -42,7 +42,7 @@ public:
 
   // The loop's lifecycle hooks: the acceptor is made and destroyed on the loop thread.
   asio::awaitable<void> open() {
-    acceptor_.emplace(loop_.executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    acceptor_.emplace(loop_.get_executor(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
     port_ = acceptor_->local_endpoint().port();
     co_return;
   }

@@ -58,7 +58,7 @@ public:
   /// address cannot be bound.
   boost::asio::awaitable<void> open(loopbridge::LoopHandle loop, boost::asio::ip::tcp::endpoint where) {
     loop_ = std::move(loop);
-    acceptor_.emplace(loop_.executor(), where);
+    acceptor_.emplace(loop_.get_executor(), where);
     endpoint_ = acceptor_->local_endpoint();
     accepting_ = loop_.submit([this] { return accept_connections(); }, task_options("accept"));
     co_return;
@@ -118,7 +118,7 @@ private:
       if (error == asio::error::operation_aborted) co_return;
       if (error) {
         // Out of descriptors and the like: pause instead of spinning on the same error.
-        asio::steady_timer pause(loop_.executor(), std::chrono::milliseconds(50));
+        asio::steady_timer pause(loop_.get_executor(), std::chrono::milliseconds(50));
         co_await pause.async_wait(asio::use_awaitable);
         continue;
       }

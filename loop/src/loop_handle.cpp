@@ -20,7 +20,7 @@ TaskHandle<std::size_t> LoopHandle::cancel_all() const {
   return TaskHandle<std::size_t>(core(*this).cancel_all(), core_, detail::spin_before_sleep(*core_));
 }
 
-LoopHandle::executor_type LoopHandle::executor() const { return core(*this).executor(); }
+LoopHandle::executor_type LoopHandle::get_executor() const { return core(*this).executor(); }
 
 TaskHandle<std::vector<TaskInfo>> LoopHandle::in_flight() const {
   return TaskHandle<std::vector<TaskInfo>>(core(*this).query_in_flight(), core_, detail::spin_before_sleep(*core_));

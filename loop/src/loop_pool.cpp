@@ -106,7 +106,7 @@ std::size_t LoopPool::cancel_all_until(std::chrono::steady_clock::time_point dea
   std::size_t cancelled = 0;
   for (auto& group : groups) {
     if (group.wait_until(deadline) != std::future_status::ready) {
-      throw Timeout("LoopPool::cancel_all(): tasks were still unwinding at the deadline");
+      throw Timeout("LoopPool::cancel_all_and_wait(): tasks were still unwinding at the deadline");
     }
     cancelled += group.get();
   }

@@ -44,7 +44,7 @@ boost::asio::awaitable<void> work(std::string name, std::chrono::milliseconds du
 /// Events published from any thread, handled in order by a consumer coroutine on the loop.
 class EventPipeline {
 public:
-  explicit EventPipeline(loopbridge::LoopHandle loop) : loop_(loop), queue_(loop.executor(), 1024) {}
+  explicit EventPipeline(loopbridge::LoopHandle loop) : loop_(loop), queue_(loop.get_executor(), 1024) {}
 
   /// Any thread (asyncio: loop.call_soon_threadsafe(queue.put_nowait, event)).
   void publish(std::string event) {
@@ -167,7 +167,7 @@ TEST_CASE("coming from python: a third-party service opened and closed by the lo
   std::optional<GreetingServer> server;   // made on the loop, served by the loop
   loop.on_start_stop(
       [&]() -> boost::asio::awaitable<void> {   // @app.before_serving
-        server.emplace(loop.executor());
+        server.emplace(loop.get_executor());
         co_return;
       },
       [&]() -> boost::asio::awaitable<void> {   // @app.after_serving

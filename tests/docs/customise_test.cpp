@@ -81,7 +81,7 @@ bool this_thread_may_use_cpu(int cpu) {
 
   loopbridge::BackgroundLoop loop;            // the application's loop: another thread
   loop.start();
-  loop.post([&] { return smtp.sessions(); });     // a data race: smtp lives on smtp_thread
+  auto count = loop.submit([&] { return smtp.sessions(); });  // a data race: smtp lives on smtp_thread
   //! [second-loop]
 }
 
@@ -116,7 +116,7 @@ TEST_CASE("customise: a third party made in an on_start hook and closed in an on
   loopbridge::BackgroundLoop loop({.name = "app"});
   loop.on_start_stop(
       [&]() -> boost::asio::awaitable<void> {
-        smtp = SmtpServer::open(loop.executor(), smtp_address);
+        smtp = SmtpServer::open(loop.get_executor(), smtp_address);
         co_return;
       },
       [&]() -> boost::asio::awaitable<void> {

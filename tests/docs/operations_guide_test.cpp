@@ -147,7 +147,7 @@ LOOPBRIDGE_TEST_CASE("operations guide: a pool runs keyed work on one loop and s
   auto a = pool.submit(job);                       // round robin
   auto b = pool.submit_keyed(user_id, job);        // the same key, the same loop, always
   pool.post_keyed(connection_id, [&messages] { ++messages; });
-  std::size_t n = pool.cancel_all();               // every loop; waits for the unwinding
+  std::size_t n = pool.cancel_all_and_wait();      // every loop; waits for the unwinding
   loopbridge::LoopStats s = pool.stats();          // summed; lag percentiles over all loops
   loopbridge::ShutdownReport r = pool.stop();      // every loop winds down at once
   //! [pool]

@@ -17,10 +17,11 @@ TEST_CASE("an empty callable is refused with InvalidArgument", "[loop][errors]")
   std::function<int()> empty;
   int (*null_function)() = nullptr;
   std::function<asio::awaitable<void>()> empty_coroutine;
+  std::function<void()> empty_action;
   CHECK_THROWS_AS(loop.submit(empty), InvalidArgument);
   CHECK_THROWS_AS(loop.submit(null_function), InvalidArgument);
   CHECK_THROWS_AS(loop.submit(empty_coroutine), InvalidArgument);
-  CHECK_THROWS_AS(loop.post(empty), InvalidArgument);
+  CHECK_THROWS_AS(loop.post(empty_action), InvalidArgument);
 }
 
 TEST_CASE("negative deadlines are refused with InvalidArgument", "[loop][errors]") {

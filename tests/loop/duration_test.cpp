@@ -774,13 +774,13 @@ std::vector<Row> table() {
       },
       Expect::times_out);  // zero: polls (returns false for a running loop)
 
-  // ---- LoopPool::cancel_all: the event is loop 0's thread coming free ----
+  // ---- LoopPool::cancel_all_and_wait: the event is loop 0's thread coming free ----
   template_rows(
-      rows, "LoopPool::cancel_all",
+      rows, "LoopPool::cancel_all_and_wait",
       [](auto d, Event event) {
         return with_busy_pool(event, [d](LoopPool& pool) {
           try {
-            timed([&] { return pool.cancel_all(d); });
+            timed([&] { return pool.cancel_all_and_wait(d); });
             return Got::ok;
           } catch (const loopbridge::Timeout&) {
             return Got::timed_out;

@@ -188,7 +188,7 @@ TEST_CASE("keyed submission sends the same key to the same loop every time", "[l
   CHECK(by_name.get() == std::string(pool.for_key(std::string("user-42")).name()));
 }
 
-TEST_CASE("cancel_all and stop act on every loop and the stats add up", "[loop][pool][stop][stats]") {
+TEST_CASE("cancel_all_and_wait and stop act on every loop and the stats add up", "[loop][pool][stop][stats]") {
   LoopPool pool({.loops = 3, .loop = {.name = "pstop"}});
   pool.start();
   std::vector<TaskHandle<void>> parked;
@@ -196,9 +196,9 @@ TEST_CASE("cancel_all and stop act on every loop and the stats add up", "[loop][
     parked.push_back(pool.submit([]() -> asio::awaitable<void> { co_await sleep_for(std::chrono::hours(1)); }));
   }
   REQUIRE(eventually([&] { return pool.stats().running == 6; }));
-  CHECK_THROWS_AS(pool.cancel_all(-1ms), InvalidArgument);
+  CHECK_THROWS_AS(pool.cancel_all_and_wait(-1ms), InvalidArgument);
   CHECK(pool.stats().in_flight == 6);
-  CHECK(pool.cancel_all() == 6);
+  CHECK(pool.cancel_all_and_wait() == 6);
   for (auto& h : parked) REQUIRE_THROWS_AS(h.get(), TaskCancelled);
 
   for (int i = 0; i < 3; ++i) {
@@ -237,7 +237,7 @@ TEST_CASE("pool hooks run on every loop and the destructor stops every loop", "[
   CHECK(stopped.load() == 2);
 }
 
-TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and change nothing",
+TEST_CASE("pool stop and cancel_all_and_wait on a loop thread throw DeadlockError and change nothing",
           "[loop][pool][deadlock]") {
   LoopPool pool({.loops = 2, .loop = {.name = "pdead"}});
   pool.start();
@@ -246,7 +246,7 @@ TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and cha
   auto from_loop = pool.loop(0).submit([&] {
     int refused = 0;
     try {
-      pool.cancel_all(1s);
+      pool.cancel_all_and_wait(1s);
     } catch (const DeadlockError&) {
       ++refused;
     }
@@ -262,7 +262,7 @@ TEST_CASE("pool stop and cancel_all on a loop thread throw DeadlockError and cha
   CHECK_FALSE(parked.ready());
   CHECK(pool.loop(0).state() == LoopState::running);
   CHECK(pool.loop(1).state() == LoopState::running);
-  CHECK(pool.cancel_all(std::chrono::nanoseconds::max()) == 1);  // no limit, not an instant timeout
+  CHECK(pool.cancel_all_and_wait(std::chrono::nanoseconds::max()) == 1);  // no limit, not an instant timeout
   CHECK_THROWS_AS(parked.get(), TaskCancelled);
   CHECK(pool.stop().joined);
 }

@@ -160,6 +160,6 @@ TEST_CASE("current_loop names the loop on its thread and nothing elsewhere", "[l
   CHECK(inside_coroutine.get() == &loop);
   // The executor runs plain Asio work on the same thread.
   std::atomic<bool> ran_on_loop{false};
-  asio::post(loop.executor(), [&] { ran_on_loop = (current_loop() == &loop); });
+  asio::post(loop.get_executor(), [&] { ran_on_loop = (current_loop() == &loop); });
   CHECK(eventually([&] { return ran_on_loop.load(); }));
 }

@@ -107,7 +107,7 @@ TEST_CASE("what a dropped frame's destructor posts to its task's executor is des
           ++*frames;
           asio::post(executor, [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
           // Straight to the io_context too: destroyed unrun, on the loop thread, by the stop.
-          asio::post(loop.executor(), [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
+          asio::post(loop.get_executor(), [ran = ran, capture = Capture(destroyed, loop)] { ++*ran; });
           derived->push_back(asio::require(executor, asio::execution::blocking.never));
         }
       };

@@ -97,8 +97,8 @@ void provoke_argument_errors(Catalogue& catalogue) {
 
   LoopPool pool({.loops = 1});
   pool.start();
-  catalogue.thrown("a negative LoopPool::cancel_all timeout",
-                   [&] { (void)pool.cancel_all(-std::chrono::milliseconds(1)); });
+  catalogue.thrown("a negative LoopPool::cancel_all_and_wait timeout",
+                   [&] { (void)pool.cancel_all_and_wait(-std::chrono::milliseconds(1)); });
   pool.stop();
 }
 
@@ -145,8 +145,8 @@ void provoke_state_errors(Catalogue& catalogue) {
   {
     LoopHandle pool_loop = pool.loop(0);
     LoopBlocker busy(pool_loop);
-    catalogue.thrown("LoopPool::cancel_all past its deadline",
-                     [&] { (void)pool.cancel_all(std::chrono::milliseconds(5)); });
+    catalogue.thrown("LoopPool::cancel_all_and_wait past its deadline",
+                     [&] { (void)pool.cancel_all_and_wait(std::chrono::milliseconds(5)); });
   }
   pool.stop();
 

@@ -71,6 +71,11 @@ struct CopyBomb {
   int operator()() const { return 1; }
 };
 
+/// A CopyBomb for post(), which takes only work that returns nothing.
+struct PostedCopyBomb : CopyBomb {
+  void operator()() const {}
+};
+
 }  // namespace
 
 TEST_CASE("an error handler that throws changes nothing: every error is still counted", "[reliability][fault]") {
@@ -185,9 +190,10 @@ TEST_CASE("a callable whose copy throws at submission leaves nothing behind", "[
   loop.start();
   {
     const CopyBomb bomb;
+    const PostedCopyBomb posted_bomb;
     CHECK_THROWS_AS(loop.submit(bomb), std::bad_alloc);
-    CHECK_THROWS_AS(loop.post(bomb), std::bad_alloc);
-    CHECK(CopyBomb::live == 1);  // only `bomb` itself
+    CHECK_THROWS_AS(loop.post(posted_bomb), std::bad_alloc);
+    CHECK(CopyBomb::live == 2);  // only `bomb` and `posted_bomb` themselves
   }
   auto still = loop.submit([] { return 2; });
   require_settles(still);

@@ -159,7 +159,7 @@ TEST_CASE("an exception escaping a handler posted straight to the executor is re
   options.error_handler = reported.handler();
   BackgroundLoop loop(options);
   loop.start();
-  asio::post(loop.executor(), [] { throw std::runtime_error("raw handler failed"); });
+  asio::post(loop.get_executor(), [] { throw std::runtime_error("raw handler failed"); });
   CHECK(eventually([&] { return reported.has<std::runtime_error>(); }));
   auto still = loop.submit([] { return 2; });
   require_settles(still);
@@ -248,7 +248,7 @@ TEST_CASE("call_host from a coroutine spawned straight on the executor throws Ho
   std::promise<bool> refused;
   auto result = refused.get_future();
   asio::co_spawn(
-      loop.executor(),
+      loop.get_executor(),
       [&]() -> asio::awaitable<void> {
         try {
           auto op = call_host([] { return 1; });

@@ -48,14 +48,15 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall
 
 }  // namespace detail
 
-/// Runs `fn` on the host thread that submitted the calling task, while that thread is
-/// blocked waiting (run(), get(), wait_for(), ...), and resumes the task with the result.
+/// Runs `fn(args...)` on the host thread that submitted the calling task, while that thread
+/// is blocked waiting (run(), get(), wait_for(), ...), and resumes the task with the result.
 /**
  * For objects that only their owning thread may touch (asgiref's thread-sensitive mode).
  * The host thread runs `fn` inside its blocking call, with the task's context installed;
  * `fn` may itself call run() or get() again (nesting to any depth: the loop is never
- * blocked). If `fn` takes a `std::stop_token`, cancelling the task requests stop on it; the
- * task waits for `fn` to return either way. Build the awaitable in its own statement, then
+ * blocked). `fn` and `args` are stored and passed as to_thread() stores and passes them. If
+ * `fn` takes a `std::stop_token` before its arguments, cancelling the task requests stop on
+ * it; the task waits for `fn` to return either way. Build the awaitable in its own statement, then
  * `co_await std::move(op)`.
  *
  * @par Thread safety
@@ -71,14 +72,21 @@ boost::asio::awaitable<R> await_host_call(Ref<TypedState<R>> result, HandoffCall
  * thread is not blocked in a wait (it gave up, or has not started waiting); `fn`'s own
  * exception.
  */
-template <class F>
-boost::asio::awaitable<detail::handoff_result_t<std::decay_t<F>>> call_host(F&& fn) {
-  using Function = std::decay_t<F>;
-  using Result = detail::handoff_result_t<Function>;
-  detail::check_callable(fn);
-  auto* call = new detail::HandoffState<Function, detail::RefusedByAbsentHost>(std::forward<F>(fn), {});
-  auto result = detail::Ref<detail::TypedState<Result>>::adopt(call);
-  return detail::await_host_call<Result>(std::move(result), *call);
+template <class F, class... Args>
+auto call_host(F&& fn, Args&&... args) {
+  constexpr detail::Misuse misuse = detail::handoff_misuse<F, Args...>();
+  if constexpr (misuse != detail::Misuse::none) {
+    detail::refuse<detail::Entry::call_host, misuse>();
+    return detail::Refused{};
+  } else {
+    using Function = detail::function_type_for<F, Args...>;
+    using Result = detail::handoff_result_t<Function>;
+    detail::check_callable(fn);
+    auto* call = new detail::HandoffState<Function, detail::RefusedByAbsentHost>({}, std::forward<F>(fn),
+                                                                               std::forward<Args>(args)...);
+    auto result = detail::Ref<detail::TypedState<Result>>::adopt(call);
+    return detail::await_host_call<Result>(std::move(result), *call);
+  }
 }
 
 }  // namespace loopbridge

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/deadline.hpp>
 #include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/errors.hpp>
@@ -9,6 +10,7 @@
 
 #include <chrono>
 #include <string>
+#include <type_traits>
 #include <stop_token>
 #include <utility>
 
@@ -54,12 +56,71 @@ void wait_unwound(const LoopHandle& loop, const StateBase& state, const RunOptio
 /// past it). Does nothing otherwise.
 void wait_released_by_stop(const LoopHandle& loop, const StateBase& state, const RunOptions& options);
 
+
+/// run()'s deadline: `limit` itself, or `limit` from now (InvalidArgument unless positive).
+template <class Limit>
+std::chrono::steady_clock::time_point run_deadline(Limit limit) {
+  if constexpr (std::is_same_v<Limit, std::chrono::steady_clock::time_point>) {
+    return limit;
+  } else if constexpr (requires { typename Limit::clock; }) {
+    return std::chrono::time_point_cast<std::chrono::steady_clock::duration>(limit);
+  } else {
+    if (limit <= Limit::zero()) throw InvalidArgument("the run() timeout must be positive");
+    return deadline_after(limit);
+  }
+}
+
+/// run() once its values are sorted out: `fn` bound to `args`, until `deadline`.
+template <class F, class... Args>
+task_result_t<F, Args...> run_until(const LoopHandle& loop, std::chrono::steady_clock::time_point deadline,
+                                    RunOptions options, const source_location& where, F&& fn, Args&&... args) {
+  check_may_block("loopbridge::run()");
+  if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("RunOptions::unwind_timeout must not be negative");
+  if (options.unwind_warning < std::chrono::nanoseconds::zero()) throw InvalidArgument("RunOptions::unwind_warning must not be negative");
+  // From here to the end of the wait, this thread takes the task's call_host() requests.
+  HostCallScope host_calls;
+  SubmitOptions submit_options;
+  submit_options.name = options.name;
+  submit_options.stop = options.stop;
+  TaskHandle<task_result_t<F, Args...>> handle =
+      LoopAccess::submit(loop, where, std::move(submit_options), std::forward<F>(fn), std::forward<Args>(args)...);
+  StateBase& state = HandleAccess::state(handle);
+  bool cancelled_here = false;
+  if (handle.wait_until(deadline) != std::future_status::ready) {
+    // False when the task settled meanwhile (perhaps cancelled by someone else: that
+    // TaskCancelled stands), or is a plain callable already running: either way the wait
+    // below bounds what is left.
+    cancelled_here = cancel_at_deadline(state);
+    wait_unwound(loop, state, options, options.name, where);
+  }
+  wait_released_by_stop(loop, state, options);
+  // A cancel cannot stop a callable that is already running: one that then ran to its end
+  // settled with its own outcome, which stands.
+  try {
+    return handle.get();
+  } catch (const TaskCancelled& cancelled) {
+    if (!cancelled_here || cancelled.cause() != CancelCause::deadline) throw;
+    throw Timeout("run(): the deadline passed; the task was cancelled and has ended");
+  }
+}
+
 }  // namespace detail
 
-/// Runs `fn` on the loop, blocks until it settles, and returns its value (or rethrows its
-/// exception with its original type).
+/// Runs `fn(args...)` on the loop, blocks until it settles or `limit` passes, and returns
+/// its value (or rethrows its exception with its original type).
 /**
- * When `deadline` passes first, run() cancels the task (TaskCancelled::cause() is
+ * `limit` is a timeout (a std::chrono::duration, which must be positive) or a deadline (a
+ * std::chrono::steady_clock::time_point). It always comes right after `fn`, so nothing
+ * after it can be mistaken for it. The shapes of the call, with up to six values after
+ * `limit`:
+ * - `run(loop, fn, limit, args...)`;
+ * - `run(loop, fn, limit, options, args...)`, with RunOptions for this call.
+ *
+ * `fn` and `args` are what LoopHandle::submit() takes, stored and passed the same way
+ * (decay-copied as std::thread does; std::ref passes a reference). A call that breaks
+ * these rules does not compile, and the error says what to write.
+ *
+ * When the deadline passes first, run() cancels the task (TaskCancelled::cause() is
  * CancelCause::deadline), waits until it has ended, and throws Timeout: unlike asyncio's
  * `future.result(timeout)`, nothing is left running behind the caller, so `fn` may capture
  * the caller's locals by reference. A task that ignores its cancellation holds run() as
@@ -89,49 +150,30 @@ void wait_released_by_stop(const LoopHandle& loop, const StateBase& state, const
  * @par Throws
  * DeadlockError on a loop thread (any loop: a wait cycle across loops cannot form);
  * LoopStopped at once when the loop is stopping or stopped, InvalidState before start;
- * InvalidArgument for a negative unwind_timeout or unwind_warning; Timeout as above;
- * TaskCancelled when something else cancelled the task (or `options.stop` was requested);
- * the task's own exception.
+ * InvalidArgument for a timeout that is not positive, a negative unwind_timeout or
+ * unwind_warning; Timeout as above; TaskCancelled when something else cancelled the task
+ * (or `options.stop` was requested); the task's own exception.
  */
-template <class F>
-task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::time_point deadline,
-                     RunOptions options = {}, source_location where = source_location::current()) {
-  detail::check_may_block("loopbridge::run()");
-  if (options.unwind_timeout < std::chrono::nanoseconds::zero()) throw InvalidArgument("RunOptions::unwind_timeout must not be negative");
-  if (options.unwind_warning < std::chrono::nanoseconds::zero()) throw InvalidArgument("RunOptions::unwind_warning must not be negative");
-  // From here to the end of the wait, this thread takes the task's call_host() requests.
-  detail::HostCallScope host_calls;
-  SubmitOptions submit_options;
-  submit_options.name = options.name;
-  submit_options.stop = options.stop;
-  TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), std::move(submit_options), where);
-  detail::StateBase& state = detail::HandleAccess::state(handle);
-  bool cancelled_here = false;
-  if (handle.wait_until(deadline) != std::future_status::ready) {
-    // False when the task settled meanwhile (perhaps cancelled by someone else: that
-    // TaskCancelled stands), or is a plain callable already running: either way the wait
-    // below bounds what is left.
-    cancelled_here = detail::cancel_at_deadline(state);
-    detail::wait_unwound(loop, state, options, options.name, where);
+template <class F, class Limit, class A1 = RunOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+          class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+auto run(const LoopHandle& loop, F&& fn, Limit limit, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {},
+         A5&& a5 = {}, A6&& a6 = {}, detail::CallSite where = source_location::current()) {
+  constexpr detail::Misuse misuse = !detail::is_time_limit<Limit>
+                                        ? detail::Misuse::bad_time_limit
+                                        : detail::task_misuse_for<F>(
+                                              detail::slot_arguments_t<RunOptions, A1, A2, A3, A4, A5, A6>{});
+  if constexpr (misuse != detail::Misuse::none) {
+    detail::refuse<detail::Entry::run, misuse>();
+    return detail::Refused{};
+  } else {
+    return detail::with_slots<RunOptions>(
+        [&](RunOptions options, auto&&... args) {
+          return detail::run_until(loop, detail::run_deadline(limit), std::move(options), where.where,
+                                   std::forward<F>(fn), std::forward<decltype(args)>(args)...);
+        },
+        std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3), std::forward<A4>(a4), std::forward<A5>(a5),
+        std::forward<A6>(a6));
   }
-  detail::wait_released_by_stop(loop, state, options);
-  // A cancel cannot stop a callable that is already running: one that then ran to its end
-  // settled with its own outcome, which stands.
-  try {
-    return handle.get();
-  } catch (const TaskCancelled& cancelled) {
-    if (!cancelled_here || cancelled.cause() != CancelCause::deadline) throw;
-    throw Timeout("run(): the deadline passed; the task was cancelled and has ended");
-  }
-}
-
-/// run() with a timeout instead of a deadline. Throws InvalidArgument for a timeout that is
-/// not positive.
-template <class F, class Rep, class Period>
-task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::duration<Rep, Period> timeout,
-                     RunOptions options = {}, source_location where = source_location::current()) {
-  if (timeout <= std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the run() timeout must be positive");
-  return run(loop, std::forward<F>(fn), detail::deadline_after(timeout), std::move(options), where);
 }
 
 }  // namespace loopbridge

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/task.hpp>
@@ -51,17 +52,22 @@ boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& 
 
 }  // namespace detail
 
-/// Runs the blocking `fn` on one of the loop's worker threads and resumes the awaiting
-/// coroutine, on the loop thread, with its result or its exception.
+/// Runs the blocking `fn(args...)` on one of the loop's worker threads and resumes the
+/// awaiting coroutine, on the loop thread, with its result or its exception.
 /**
- * `co_await to_thread(fn)` from a coroutine running on a loopbridge loop. The pool has at
- * most LoopOptions::worker_threads threads, started on demand. If `fn` accepts a
- * `std::stop_token`, cancelling the awaiting task requests stop on it; see ToThreadOptions
- * for whether the coroutine then waits for `fn` to return. At stop, the loop waits for
- * running functions up to its cancel deadline and reports those it had to leave behind
- * (ShutdownReport::abandoned_workers); a function that finishes later never touches the
- * stopped loop, and the frame of a coroutine waiting on it (abandoned or dropped at stop)
- * is kept while it runs. `fn` is destroyed on the worker thread.
+ * `co_await to_thread(fn, args...)`, or `co_await to_thread(fn, options, args...)` with
+ * ToThreadOptions, from a coroutine running on a loopbridge loop. The pool has at most
+ * LoopOptions::worker_threads threads, started on demand. `fn` and `args` are stored by
+ * value, decay-copied as std::thread does (std::ref passes a reference), and the arguments
+ * are passed as rvalues. If `fn` accepts a `std::stop_token` before its arguments (as
+ * std::jthread passes one), cancelling the awaiting task requests stop on it; see
+ * ToThreadOptions for whether the coroutine then waits for `fn` to return. At stop, the
+ * loop waits for running functions up to its cancel deadline and reports those it had to
+ * leave behind (ShutdownReport::abandoned_workers); a function that finishes later never
+ * touches the stopped loop, and the frame of a coroutine waiting on it (abandoned or
+ * dropped at stop) is kept while it runs. `fn` and `args` are destroyed on the worker
+ * thread. A call that breaks these rules (a coroutine function, arguments `fn` does not
+ * accept) does not compile, and the error says what to write.
  *
  * Build the awaitable in its own statement (`auto op = to_thread(fn); co_await
  * std::move(op);`): g++ 12 can destroy temporaries of a co_await full-expression twice.
@@ -77,19 +83,33 @@ boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& 
  * InvalidState when not called on a loop thread; LoopStopped when the loop's pool has
  * stopped (or stops before `fn` ran).
  */
-template <class F>
-boost::asio::awaitable<detail::handoff_result_t<std::decay_t<F>>> to_thread(F&& fn, ToThreadOptions options = {}) {
-  using Function = std::decay_t<F>;
-  using Result = detail::handoff_result_t<Function>;
-  if (detail::this_thread_engine() == nullptr) {
-    throw InvalidState("to_thread() was called off a loop thread; only a coroutine running on a loop can await it");
+template <class F, class... Args>
+auto to_thread(F&& fn, ToThreadOptions options, Args&&... args) {
+  constexpr detail::Misuse misuse = detail::handoff_misuse<F, Args...>();
+  if constexpr (misuse != detail::Misuse::none) {
+    detail::refuse<detail::Entry::to_thread, misuse>();
+    return detail::Refused{};
+  } else {
+    using Function = detail::function_type_for<F, Args...>;
+    using Result = detail::handoff_result_t<Function>;
+    if (detail::this_thread_engine() == nullptr) {
+      throw InvalidState("to_thread() was called off a loop thread; only a coroutine running on a loop can await it");
+    }
+    detail::check_callable(fn);
+    auto* job = new detail::HandoffState<Function, detail::RefusedByStoppedLoop>({}, std::forward<F>(fn),
+                                                                                std::forward<Args>(args)...);
+    auto result = detail::Ref<detail::TypedState<Result>>::adopt(job);
+    return detail::await_offload<Result>(std::move(result), *job,
+                                         options.abandon_on_cancel ? detail::OnCancel::stop_and_detach
+                                                                   : detail::OnCancel::stop_and_wait);
   }
-  detail::check_callable(fn);
-  auto* job = new detail::HandoffState<Function, detail::RefusedByStoppedLoop>(std::forward<F>(fn), {});
-  auto result = detail::Ref<detail::TypedState<Result>>::adopt(job);
-  return detail::await_offload<Result>(std::move(result), *job,
-                                       options.abandon_on_cancel ? detail::OnCancel::stop_and_detach
-                                                                 : detail::OnCancel::stop_and_wait);
+}
+
+/// As to_thread(fn, ToThreadOptions{}, args...).
+template <class F, class... Args>
+  requires(!detail::leads_with<ToThreadOptions, Args...>)
+auto to_thread(F&& fn, Args&&... args) {
+  return to_thread(std::forward<F>(fn), ToThreadOptions{}, std::forward<Args>(args)...);
 }
 
 }  // namespace loopbridge

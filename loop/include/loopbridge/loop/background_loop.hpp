@@ -51,7 +51,7 @@ using Hook = std::function<boost::asio::awaitable<void>()>;
  */
 class BackgroundLoop {
 public:
-  /// The type of executor(): the loop's io_context executor.
+  /// The type of get_executor(): the loop's io_context executor.
   using executor_type = LoopHandle::executor_type;
 
   /// Creates the loop and its own io_context; nothing runs until start().
@@ -162,32 +162,28 @@ public:
 
   // ---- What a LoopHandle to this loop does (see LoopHandle for each) ----
 
-  /// As LoopHandle::submit(fn).
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, source_location where = source_location::current()) const {
-    return handle_.submit(std::forward<F>(fn), where);
+  /// As LoopHandle::submit(): `submit(fn, args...)`, `submit(fn, options, args...)`,
+  /// `submit(fn, stop, args...)`.
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  auto submit(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+              detail::CallSite where = source_location::current()) const {
+    return handle_.submit(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                          std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// As LoopHandle::submit(fn, stop).
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
-                                      source_location where = source_location::current()) const {
-    return handle_.submit(std::forward<F>(fn), std::move(stop), where);
-  }
-  /// As LoopHandle::submit(fn, options).
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,
-                                      source_location where = source_location::current()) const {
-    return handle_.submit(std::forward<F>(fn), std::move(options), where);
-  }
-  /// As LoopHandle::post().
-  template <class F>
-  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
-    handle_.post(std::forward<F>(fn), std::move(options), where);
+  /// As LoopHandle::post(): `post(fn, args...)`, `post(fn, options, args...)`,
+  /// `post(fn, stop, args...)`.
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  void post(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+            detail::CallSite where = source_location::current()) const {
+    handle_.post(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                 std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
   /// As LoopHandle::cancel_all().
   [[nodiscard]] TaskHandle<std::size_t> cancel_all() const { return handle_.cancel_all(); }
-  /// As LoopHandle::executor().
-  executor_type executor() const { return handle_.executor(); }
+  /// As LoopHandle::get_executor().
+  executor_type get_executor() const { return handle_.get_executor(); }
   /// As LoopHandle::in_flight().
   [[nodiscard]] TaskHandle<std::vector<TaskInfo>> in_flight() const { return handle_.in_flight(); }
   /// As LoopHandle::stats().

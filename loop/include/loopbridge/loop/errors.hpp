@@ -68,7 +68,7 @@ private:
 /// What cancelled a task (TaskCancelled::cause()).
 enum class CancelCause {
   cancel,      ///< TaskHandle::cancel() or cancel_and_wait()
-  cancel_all,  ///< LoopHandle::cancel_all() or LoopPool::cancel_all()
+  cancel_all,  ///< LoopHandle::cancel_all() or LoopPool::cancel_all_and_wait()
   stop,        ///< the loop's stop (or the end of a failed start), in flight or still queued
   deadline,    ///< a deadline: run()'s, or a hook's (on_start, on_stop)
   stop_token,  ///< a stop request on the task's std::stop_token (SubmitOptions::stop, RunOptions::stop)

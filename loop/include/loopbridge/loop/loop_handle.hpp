@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/backend.hpp>
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/task.hpp>
 #include <loopbridge/loop/options.hpp>
@@ -29,10 +30,10 @@ struct LoopAccess;
 /// Where a loop is in its life.
 enum class LoopState { created, starting, running, stopping, stopped };
 
-/// The value type of the task that `submit(F)` makes: T for a coroutine function returning
-/// `awaitable<T>`, for an `awaitable<T>` itself, and for a callable returning T.
-template <class F>
-using task_result_t = typename detail::task_traits<detail::function_type_for<F>>::result;
+/// The value type of the task that `submit(fn, args...)` makes: T for a coroutine function
+/// returning `awaitable<T>`, for an `awaitable<T>` itself, and for a callable returning T.
+template <class F, class... Args>
+using task_result_t = typename detail::task_traits<detail::function_type_for<F, Args...>>::result;
 
 /// A copyable reference to a BackgroundLoop, for submitting work from anywhere.
 /**
@@ -49,7 +50,7 @@ using task_result_t = typename detail::task_traits<detail::function_type_for<F>>
  */
 class LoopHandle {
 public:
-  /// The type of executor(): the loop's io_context executor.
+  /// The type of get_executor(): the loop's io_context executor.
   using executor_type = boost::asio::io_context::executor_type;
 
   /// An empty handle; calls throw InvalidHandle.
@@ -65,15 +66,29 @@ public:
   LoopHandle& operator=(LoopHandle&&) noexcept = default;
   ~LoopHandle() = default;
 
-  /// Runs `fn` on the loop thread and returns its result as a TaskHandle.
+  /// Runs `fn(args...)` on the loop thread and returns its result as a TaskHandle.
   /**
    * `fn` is a coroutine function returning `boost::asio::awaitable<T>` (spawned on the loop;
    * cancellable at its suspension points), a plain callable returning T (run inline on the
-   * loop thread; cancellable until it starts), or an `awaitable<T>` object. T may be void or
-   * move-only. `fn` is stored with the task and destroyed before the handle settles: on
-   * the loop thread, or on the cancelling thread when a cancel() reaches the task before
-   * it started. Commands from one thread run in the order submitted. `where` (the
-   * call site, filled in by default) shows in the in-flight list and stall reports.
+   * loop thread; cancellable until it starts), or an `awaitable<T>` object given alone. T
+   * may be void or move-only. The result is a `TaskHandle<task_result_t<F, Args...>>`.
+   *
+   * The shapes of the call, with up to six values after `fn`:
+   * - `submit(fn, args...)`;
+   * - `submit(fn, options, args...)`, with SubmitOptions for this call (a name, a stop
+   *   token, a queue-full policy): `submit(fn, {.name = "poll"})`;
+   * - `submit(fn, stop, args...)`, with a std::stop_token (say, from the std::jthread the
+   *   host runs on): a stop request cancels the task as cancel() does, until it settles.
+   *
+   * `fn` and `args` are stored with the task by value, decay-copied as std::thread does
+   * (std::ref passes a reference), and destroyed before the handle settles: on the loop
+   * thread, or on the cancelling thread when a cancel() reaches the task before it started.
+   * The arguments are passed as rvalues: a coroutine function that takes them by value owns
+   * them in its frame, and one that takes them by reference refers to the task's copies,
+   * which live until it ends. Commands from one thread run in the order submitted. The call
+   * site (the defaulted last parameter) shows in the in-flight list and stall reports.
+   *
+   * A call that breaks these rules does not compile, and the error says what to write.
    *
    * @par Throws
    * InvalidArgument for an empty callable or a negative SubmitOptions::full_wait,
@@ -81,63 +96,55 @@ public:
    * full (see LoopOptions::queue_capacity; nothing was queued). A stopping or stopped loop
    * does not throw: the handle comes back settled with LoopStopped.
    */
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, source_location where = source_location::current()) const {
-    return submit(std::forward<F>(fn), SubmitOptions{}, where);
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  auto submit(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+              detail::CallSite where = source_location::current()) const {
+    constexpr detail::Misuse misuse =
+        detail::task_misuse_for<F>(detail::slot_arguments_t<SubmitOptions, A1, A2, A3, A4, A5, A6>{});
+    if constexpr (misuse != detail::Misuse::none) {
+      detail::refuse<detail::Entry::submit, misuse>();
+      return TaskHandle<detail::Refused>();
+    } else {
+      return detail::with_slots<SubmitOptions>(
+          [&](SubmitOptions options, auto&&... args) {
+            return submit_at(where.where, std::move(options), std::forward<F>(fn), std::forward<decltype(args)>(args)...);
+          },
+          std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3), std::forward<A4>(a4), std::forward<A5>(a5),
+          std::forward<A6>(a6));
+    }
   }
 
-  /// As submit(fn), and a stop request on `stop` (say, from the std::jthread the host runs
-  /// on) cancels the task as cancel() does. The link ends when the task settles.
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
-                                      source_location where = source_location::current()) const {
-    SubmitOptions options;
-    options.stop = std::move(stop);
-    return submit(std::forward<F>(fn), std::move(options), where);
-  }
-
-  /// As submit(fn), with a name, a stop token and a queue-full policy for this call.
-  template <class F>
-  TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,
-                                      source_location where = source_location::current()) const {
-    using Result = task_result_t<F>;
-    auto task = make_task(std::forward<F>(fn), detail::TaskKind::task, options, where);  // the handle's reference
-    task->add_ref();  // the queue's
-    if (!detail::submit_task(*core_, *task, options)) task->release();
-    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_,
-                              detail::spin_before_sleep(*core_));
-  }
-
-  /// Fire-and-forget: runs `fn` (as submit() does) with no handle to wait on.
+  /// Fire-and-forget: runs `fn(args...)` (as submit() does) with no handle to wait on.
   /**
-   * An exception it throws goes to the loop's error handler (LoopOptions::error_handler;
-   * by default printed to stderr) and is counted; never lost, never std::terminate. Posted
-   * work is cancelled at stop like any task.
+   * The same shapes as submit(): `post(fn, args...)`, `post(fn, options, args...)`,
+   * `post(fn, stop, args...)`. Nobody receives a result, so `fn` returns void (or is a
+   * coroutine returning `awaitable<void>`): work that returns a value does not compile
+   * (use submit() for it, or drop the value in a lambda). An exception it throws goes to
+   * the loop's error handler (LoopOptions::error_handler; by default printed to stderr) and
+   * is counted; never lost, never std::terminate. Posted work is cancelled at stop like any
+   * task.
    *
    * @par Throws
    * LoopStopped when the loop no longer accepts work (so nothing vanishes silently; a post
    * that races the stop and loses is reported to the error handler), QueueFull,
    * InvalidArgument, InvalidState as submit().
    */
-  template <class F>
-  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
-    using Function = detail::function_type_for<F>;
-    if constexpr (detail::task_traits<Function>::coroutine) {
-      auto task = make_task(std::forward<F>(fn), detail::TaskKind::detached, options, where);
-      task->add_ref();  // the queue's
-      if (!detail::submit_task(*core_, *task, options)) {
-        task->release();
-        detail::throw_refused(*core_);
-      }
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  void post(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+            detail::CallSite where = source_location::current()) const {
+    constexpr detail::Misuse misuse =
+        detail::post_misuse_for<F>(detail::slot_arguments_t<SubmitOptions, A1, A2, A3, A4, A5, A6>{});
+    if constexpr (misuse != detail::Misuse::none) {
+      detail::refuse<detail::Entry::post, misuse>();
     } else {
-      detail::check_callable(fn);
-      check_submit_options(options);
-      detail::Engine& loop = engine();
-      detail::check_started(loop);
-      detail::post_call(loop, std::make_unique<detail::PostedCall<Function>>(
-                                  std::forward<F>(fn), detail::TaskLabel{std::move(options.name), where,
-                                                                         std::chrono::steady_clock::now()}),
-                        options);
+      detail::with_slots<SubmitOptions>(
+          [&](SubmitOptions options, auto&&... args) {
+            post_at(where.where, std::move(options), std::forward<F>(fn), std::forward<decltype(args)>(args)...);
+          },
+          std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3), std::forward<A4>(a4), std::forward<A5>(a5),
+          std::forward<A6>(a6));
     }
   }
 
@@ -149,9 +156,9 @@ public:
   [[nodiscard]] TaskHandle<std::size_t> cancel_all() const;
 
   /// The loop's executor, for Asio code that runs on the loop thread (timers, sockets,
-  /// co_spawn). Valid until the loop has stopped; work posted to it directly is not tracked
-  /// by loopbridge (prefer submit()).
-  executor_type executor() const;
+  /// co_spawn), named as Asio's I/O objects name theirs. Valid until the loop has stopped;
+  /// work posted to it directly is not tracked by loopbridge (prefer submit()).
+  executor_type get_executor() const;
 
   /// The tasks in flight (started and not ended), oldest first: name, phase, age and the
   /// submit() call that made them. Built on the loop thread: the handle settles once the
@@ -227,22 +234,54 @@ private:
     }
   }
 
-  /// A new task with one reference, its stop token linked. Allocation failures free it.
-  template <class F>
-  auto make_task(F&& fn, detail::TaskKind kind, SubmitOptions& options, const source_location& where) const {
-    using Function = detail::function_type_for<F>;
-    using Traits = detail::task_traits<Function>;
-    if constexpr (Traits::coroutine) {
-      static_assert(std::is_same_v<typename detail::awaitable_value<typename Traits::invoke_result>::executor,
-                                   boost::asio::any_io_executor>,
-                    "loopbridge runs awaitable<T> (any_io_executor) coroutines");
+  /// submit() once its slots are sorted out: `fn` bound to `args`.
+  template <class F, class... Args>
+  TaskHandle<task_result_t<F, Args...>> submit_at(const source_location& where, SubmitOptions options, F&& fn,
+                                                  Args&&... args) const {
+    using Result = task_result_t<F, Args...>;
+    auto task = make_task(detail::TaskKind::task, options, where, std::forward<F>(fn),
+                          std::forward<Args>(args)...);  // the handle's reference
+    task->add_ref();                                     // the queue's
+    if (!detail::submit_task(*core_, *task, options)) task->release();
+    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_,
+                              detail::spin_before_sleep(*core_));
+  }
+
+  /// post() once its slots are sorted out: `fn` bound to `args`.
+  template <class F, class... Args>
+  void post_at(const source_location& where, SubmitOptions options, F&& fn, Args&&... args) const {
+    using Function = detail::function_type_for<F, Args...>;
+    if constexpr (detail::task_traits<Function>::coroutine) {
+      auto task = make_task(detail::TaskKind::detached, options, where, std::forward<F>(fn), std::forward<Args>(args)...);
+      task->add_ref();  // the queue's
+      if (!detail::submit_task(*core_, *task, options)) {
+        task->release();
+        detail::throw_refused(*core_);
+      }
+    } else {
+      detail::check_callable(fn);
+      check_submit_options(options);
+      detail::Engine& loop = engine();
+      detail::check_started(loop);
+      detail::post_call(loop,
+                        std::make_unique<detail::PostedCall<Function>>(
+                            detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()},
+                            std::forward<F>(fn), std::forward<Args>(args)...),
+                        options);
     }
+  }
+
+  /// A new task with one reference, its stop token linked. Allocation failures free it.
+  template <class F, class... Args>
+  auto make_task(detail::TaskKind kind, SubmitOptions& options, const source_location& where, F&& fn,
+                 Args&&... args) const {
+    using Function = detail::function_type_for<F, Args...>;
     detail::check_callable(fn);
     check_submit_options(options);
     detail::Engine& loop = engine();
     detail::check_started(loop);
-    using Task = detail::Task<task_result_t<F>, Function>;
-    auto task = detail::Ref<Task>::adopt(new Task(loop, kind, Function(std::forward<F>(fn))));
+    using Task = detail::Task<task_result_t<F, Args...>, Function>;
+    auto task = detail::Ref<Task>::adopt(new Task(loop, kind, std::forward<F>(fn), std::forward<Args>(args)...));
     task->context = detail::this_thread_context();
     task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
     task->link_stop_token(std::move(options.stop));
@@ -260,10 +299,15 @@ std::vector<LoopHandle> live_loops();
 namespace detail {
 
 /// For loopbridge's own parts: the engine behind a handle (InvalidHandle for an empty one),
-/// and a handle to an engine.
+/// a handle to an engine, and submit() with its values sorted out (run()).
 struct LoopAccess {
   static Engine& engine(const LoopHandle& loop) { return loop.engine(); }
   static LoopHandle handle(Ref<Engine> engine) noexcept { return LoopHandle(std::move(engine)); }
+  template <class F, class... Args>
+  static TaskHandle<task_result_t<F, Args...>> submit(const LoopHandle& loop, const source_location& where,
+                                                      SubmitOptions options, F&& fn, Args&&... args) {
+    return loop.submit_at(where, std::move(options), std::forward<F>(fn), std::forward<Args>(args)...);
+  }
 };
 
 }  // namespace detail

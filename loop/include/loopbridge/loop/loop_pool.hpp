@@ -32,8 +32,8 @@ struct PoolOptions {
  *
  * @par Thread safety
  * Distinct objects: safe. Shared objects: safe, all of it from any thread (start() and
- * stop() serialise among themselves). Blocking calls (stop(), cancel_all()) on any loop
- * thread throw DeadlockError before they touch a loop: a refused call has no effect.
+ * stop() serialise among themselves). Blocking calls (stop(), cancel_all_and_wait()) on any
+ * loop thread throw DeadlockError before they touch a loop: a refused call has no effect.
  *
  * @par After stop
  * As a single loop's: submissions settle with LoopStopped, post() throws LoopStopped.
@@ -65,18 +65,22 @@ public:
 
   /// Cancels every task in flight on every loop and waits (up to `timeout`; 10 s if none is
   /// given) until they have unwound; returns how many this call cancelled (as
-  /// LoopHandle::cancel_all() counts them). A timeout too large for the
-  /// clock waits without limit. Throws Timeout past the deadline; InvalidArgument for a
-  /// negative timeout (or one that is not a number), and DeadlockError on a loop thread,
-  /// before cancelling anything.
+  /// LoopHandle::cancel_all() counts them). Named after
+  /// TaskHandle::cancel_and_wait(): it blocks, where LoopHandle::cancel_all() returns a
+  /// handle at once. A timeout too large for the clock waits without limit.
+  /// @par Throws
+  /// Timeout past the deadline; InvalidArgument for a negative timeout (or one that is not a
+  /// number), and DeadlockError on a loop thread, before cancelling anything.
   template <class Rep, class Period>
-  std::size_t cancel_all(std::chrono::duration<Rep, Period> timeout) {
-    if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the LoopPool::cancel_all() timeout must not be negative");
-    refuse_on_loop_thread("LoopPool::cancel_all()");
+  std::size_t cancel_all_and_wait(std::chrono::duration<Rep, Period> timeout) {
+    if (timeout < std::chrono::duration<Rep, Period>::zero()) {
+      throw InvalidArgument("the LoopPool::cancel_all_and_wait() timeout must not be negative");
+    }
+    refuse_on_loop_thread("LoopPool::cancel_all_and_wait()");
     return cancel_all_until(detail::deadline_after(timeout));
   }
-  /// As cancel_all(10 s).
-  std::size_t cancel_all() { return cancel_all(std::chrono::seconds(10)); }
+  /// As cancel_all_and_wait(10 s).
+  std::size_t cancel_all_and_wait() { return cancel_all_and_wait(std::chrono::seconds(10)); }
 
   /// The next loop in round-robin order.
   LoopHandle next() const noexcept;
@@ -90,27 +94,38 @@ public:
   /// How many loops the pool has.
   std::size_t size() const noexcept { return loops_.size(); }
 
-  /// submit() on the next loop in round-robin order.
-  template <class F>
-  auto submit(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
-    return next().submit(std::forward<F>(fn), std::move(options), where);
+  /// submit() on the next loop in round-robin order, in LoopHandle::submit()'s shapes.
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  auto submit(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+              detail::CallSite where = source_location::current()) const {
+    return next().submit(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                         std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// submit() on the loop `key` maps to.
-  template <class Key, class F>
-  auto submit_keyed(const Key& key, F&& fn, SubmitOptions options = {},
-                    source_location where = source_location::current()) const {
-    return for_key(key).submit(std::forward<F>(fn), std::move(options), where);
+  /// submit() on the loop `key` maps to: `submit_keyed(key, fn, args...)` and the other
+  /// shapes of LoopHandle::submit() after the key.
+  template <class Key, class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  auto submit_keyed(const Key& key, F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {},
+                    A6&& a6 = {}, detail::CallSite where = source_location::current()) const {
+    return for_key(key).submit(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                               std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// post() on the next loop in round-robin order.
-  template <class F>
-  void post(F&& fn, SubmitOptions options = {}, source_location where = source_location::current()) const {
-    next().post(std::forward<F>(fn), std::move(options), where);
+  /// post() on the next loop in round-robin order, in LoopHandle::post()'s shapes.
+  template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  void post(F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {}, A6&& a6 = {},
+            detail::CallSite where = source_location::current()) const {
+    next().post(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
-  /// post() on the loop `key` maps to.
-  template <class Key, class F>
-  void post_keyed(const Key& key, F&& fn, SubmitOptions options = {},
-                  source_location where = source_location::current()) const {
-    for_key(key).post(std::forward<F>(fn), std::move(options), where);
+  /// post() on the loop `key` maps to, in LoopHandle::post()'s shapes after the key.
+  template <class Key, class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,
+            class A4 = detail::NoArg, class A5 = detail::NoArg, class A6 = detail::NoArg>
+  void post_keyed(const Key& key, F&& fn, A1&& a1 = {}, A2&& a2 = {}, A3&& a3 = {}, A4&& a4 = {}, A5&& a5 = {},
+                  A6&& a6 = {}, detail::CallSite where = source_location::current()) const {
+    for_key(key).post(std::forward<F>(fn), std::forward<A1>(a1), std::forward<A2>(a2), std::forward<A3>(a3),
+                      std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
 
   /// The loops' counters added up; lag percentiles over all their submissions, maxima the

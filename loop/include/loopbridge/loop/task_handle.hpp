@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/detail/await.hpp>
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/deadline.hpp>
 #include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/task_stage.hpp>
@@ -8,12 +9,18 @@
 #include <loopbridge/loop/errors.hpp>
 
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/system/system_error.hpp>
+
 #include <chrono>
+#include <exception>
 #include <future>
+#include <optional>
+#include <type_traits>
 #include <utility>
 
 namespace loopbridge {
@@ -181,21 +188,47 @@ public:
         detail::InitiateWait{}, token, detail::Ref<detail::StateBase>::share(&checked()));
   }
 
-  /// `co_await handle.async_get()`: suspends the coroutine (not the thread) until the task
-  /// settles, then returns its value or rethrows its exception. Works across loops. The
-  /// handle must outlive the co_await.
-  ///
-  /// Throws DeadlockError when the awaiting code runs as the task itself (its coroutine, or
-  /// one it co_spawned on its executor): the task would wait for its own end (asyncio's
-  /// "Task cannot await on itself").
-  boost::asio::awaitable<T> async_get() {
-    detail::StateBase& state = checked();
-    if (detail::is_task_state(detail::task_of(co_await boost::asio::this_coro::executor), state)) {
-      throw DeadlockError("a task awaited its own handle: it would wait for its own end");
+  /// Waits for the task without blocking the thread, then delivers its value or its
+  /// exception: an Asio asynchronous operation with co_spawn's completion signature,
+  /// `void(std::exception_ptr, T)` (`void(std::exception_ptr)` for T = void).
+  /**
+   * Every completion token delivers the outcome: `co_await handle.async_get()` (the default
+   * token is use_awaitable) returns the value or rethrows the exception; `use_future` gives
+   * a std::future<T>; `as_tuple`, `deferred` and callbacks receive the pair. Works across
+   * loops. From a coroutine on a loopbridge loop the wait supports cancellation (the
+   * exception is then a system_error with operation_aborted, and the handle keeps its
+   * result) and completes on that loop; from anywhere else it completes on the handler's
+   * associated executor (wrap a callback with bind_executor to choose one). On success the
+   * result is taken: the handle is empty afterwards, as after get(). The handle must outlive
+   * the operation. With any token but use_awaitable, T must be default-constructible when
+   * it is not void, as for co_spawn: the value that comes with an exception is T{}.
+   *
+   * The exception is DeadlockError when the awaiting code runs as the task itself (its
+   * coroutine, or one it co_spawned on its executor): the task would wait for its own end
+   * (asyncio's "Task cannot await on itself").
+   *
+   * @par Thread safety
+   * As get(): one waiter per handle.
+   *
+   * @par After stop
+   * The stop settles the task (LoopStopped, TaskCancelled or TaskAbandoned), and that is
+   * the exception delivered.
+   */
+  template <class CompletionToken = boost::asio::use_awaitable_t<>>
+  auto async_get(CompletionToken&& token = {}) {
+    constexpr bool awaited = std::is_same_v<std::decay_t<CompletionToken>, boost::asio::use_awaitable_t<>>;
+    if constexpr (!std::is_void_v<T> && !std::is_default_constructible_v<T> && awaited) {
+      return await_value();
+    } else if constexpr (!std::is_void_v<T> && !std::is_default_constructible_v<T>) {
+      static_assert(awaited, "loopbridge: async_get() delivers T{} alongside an exception, as co_spawn does, so with "
+                             "any token but use_awaitable T must be default-constructible: co_await "
+                             "handle.async_get(), or wait with async_wait(token) and read the outcome with result()");
+      return detail::Refused{};
+    } else {
+      detail::StateBase& state = checked();
+      return boost::asio::async_compose<CompletionToken, detail::get_signature_t<T>>(
+          GetOperation{this, detail::Ref<detail::StateBase>::share(&state)}, token);
     }
-    auto wait_op = async_wait(boost::asio::use_awaitable);
-    co_await std::move(wait_op);
-    co_return take();
   }
 
   /// Calls `fn(TaskHandle<T>&& settled)` once the task settles, on the thread that settles
@@ -207,9 +240,14 @@ public:
   /// exception raised in a done callback; it is counted in unhandled_errors().
   template <class Fn>
   void on_settled(Fn&& fn) && {
-    detail::StateBase& state = checked();
-    detail::Ref<detail::Engine> loop = loop_;
-    detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, *this, std::forward<Fn>(fn), std::move(loop));
+    constexpr detail::Misuse misuse = detail::settled_callback_misuse<Fn, TaskHandle>();
+    if constexpr (misuse != detail::Misuse::none) {
+      detail::refuse<detail::Entry::on_settled, misuse>();
+    } else {
+      detail::StateBase& state = checked();
+      detail::Ref<detail::Engine> loop = loop_;
+      detail::SettledCallback<TaskHandle, std::decay_t<Fn>>::start(state, *this, std::forward<Fn>(fn), std::move(loop));
+    }
   }
 
   /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to
@@ -220,6 +258,73 @@ public:
 
 private:
   friend struct detail::HandleAccess;
+
+  /// async_get() under use_awaitable for a T that cannot be default-constructed: no value
+  /// comes with an exception, which the coroutine rethrows.
+  boost::asio::awaitable<T> await_value() {
+    detail::StateBase& state = checked();
+    if (detail::is_task_state(detail::task_of(co_await boost::asio::this_coro::executor), state)) {
+      throw DeadlockError("a task awaited its own handle: it would wait for its own end");
+    }
+    auto wait_op = async_wait(boost::asio::use_awaitable);
+    co_await std::move(wait_op);
+    co_return take();
+  }
+
+  /// async_get()'s steps: refuse a task awaiting itself, wait, deliver the outcome.
+  struct GetOperation {
+    TaskHandle* handle;
+    detail::Ref<detail::StateBase> state;
+    bool waited = false;
+
+    template <class Self>
+    void operator()(Self& self, boost::system::error_code error = {}) {
+      if (!waited) {
+        waited = true;
+        if (detail::is_task_state(detail::task_of(boost::asio::get_associated_executor(self)), *state)) {
+          deliver(self, std::make_exception_ptr(DeadlockError("a task awaited its own handle: it would wait for its own end")));
+          return;
+        }
+        detail::Ref<detail::StateBase> awaited = state;
+        detail::InitiateWait{}(std::move(self), std::move(awaited));
+        return;
+      }
+      if (error) {
+        deliver(self, std::make_exception_ptr(boost::system::system_error(error)));
+        return;
+      }
+      std::exception_ptr failure;
+      if constexpr (std::is_void_v<T>) {
+        try {
+          handle->take();
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        self.complete(failure);
+      } else {
+        std::optional<T> value;
+        try {
+          value.emplace(handle->take());
+        } catch (...) {
+          failure = std::current_exception();
+        }
+        if (failure) {
+          deliver(self, failure);
+        } else {
+          self.complete(std::exception_ptr(), std::move(*value));
+        }
+      }
+    }
+
+    template <class Self>
+    static void deliver(Self& self, std::exception_ptr failure) {
+      if constexpr (std::is_void_v<T>) {
+        self.complete(std::move(failure));
+      } else {
+        self.complete(std::move(failure), T{});
+      }
+    }
+  };
 
   detail::TypedState<T>& checked() const {
     if (!state_) throw InvalidHandle("the TaskHandle is empty (default-constructed or moved from)");

@@ -17,6 +17,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 
+#include <exception>
 #include <memory>
 #include <utility>
 
@@ -216,6 +217,18 @@ struct InitiateWait {
     ForeignWait<H>::start(std::move(awaited), std::forward<Handler>(handler));
   }
 };
+
+/// TaskHandle<T>::async_get()'s completion signature: co_spawn's.
+template <class T>
+struct get_signature {
+  using type = void(std::exception_ptr, T);
+};
+template <>
+struct get_signature<void> {
+  using type = void(std::exception_ptr);
+};
+template <class T>
+using get_signature_t = typename get_signature<T>::type;
 
 /// From a coroutine on a loop: waits (without blocking) for `state` to settle, then returns
 /// its value or rethrows its exception.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/context.hpp>
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
@@ -34,14 +35,6 @@ public:
   HandoffCall* next_in_mailbox = nullptr;
 };
 
-template <class F>
-constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
-
-/// What a handed-off F returns (given a std::stop_token if it takes one).
-template <class F>
-using handoff_result_t =
-    typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, std::stop_token>, std::invoke_result<F&>>::type;
-
 /// A handed-off function and the state its result settles. If F takes a std::stop_token,
 /// cancelling the awaiting task requests stop on it.
 template <class F, class Refusal>
@@ -49,10 +42,11 @@ class HandoffState final : public TypedState<handoff_result_t<F>>, public Handof
 public:
   using Result = handoff_result_t<F>;
 
-  /// `refusal` makes the exception the state settles with when the call is refused.
-  template <class G>
-  HandoffState(G&& fn, Refusal refusal)
-      : TypedState<Result>(1), fn_(std::forward<G>(fn)), refusal_(std::move(refusal)) {}
+  /// `refusal` makes the exception the state settles with when the call is refused. F is
+  /// constructed in place from `parts` (the function, then the arguments bound to it).
+  template <class... Parts>
+  HandoffState(Refusal refusal, Parts&&... parts)
+      : TypedState<Result>(1), fn_(std::in_place, std::forward<Parts>(parts)...), refusal_(std::move(refusal)) {}
 
   void run() noexcept override {
     settle_from(*this, [this]() -> Result { return invoke(); }, [this] { fn_.reset(); });

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/context.hpp>
+#include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/command.hpp>
 #include <loopbridge/loop/detail/engine.hpp>
 #include <loopbridge/loop/detail/recycled_memory.hpp>
@@ -24,57 +25,6 @@
 #include <utility>
 
 namespace loopbridge::detail {
-
-template <class T>
-struct is_awaitable : std::false_type {};
-template <class T, class Executor>
-struct is_awaitable<boost::asio::awaitable<T, Executor>> : std::true_type {};
-
-template <class T>
-struct awaitable_value;
-template <class T, class Executor>
-struct awaitable_value<boost::asio::awaitable<T, Executor>> {
-  using type = T;
-  using executor = Executor;
-};
-
-/// What a submitted F runs: a coroutine function (returns awaitable<T>), a plain callable
-/// (returns T), or an awaitable<T> object itself.
-template <class F>
-struct task_traits {
-  using invoke_result = std::invoke_result_t<F&>;
-  static constexpr bool coroutine = is_awaitable<invoke_result>::value;
-  using result = typename std::conditional_t<coroutine, awaitable_value<invoke_result>,
-                                             std::type_identity<invoke_result>>::type;
-};
-
-/// Lets an awaitable<T> object be submitted like a coroutine function.
-template <class Awaitable>
-class AwaitableFunction {
-public:
-  explicit AwaitableFunction(Awaitable a) : awaitable_(std::move(a)) {}
-  Awaitable operator()() { return std::move(awaitable_); }
-
-private:
-  Awaitable awaitable_;
-};
-
-template <class F>
-using function_type_for =
-    std::conditional_t<is_awaitable<std::decay_t<F>>::value, AwaitableFunction<std::decay_t<F>>, std::decay_t<F>>;
-
-/// Refuses null function pointers and empty function wrappers (std::function and the like:
-/// classes with their own operator bool).
-template <class F>
-void check_callable(const F& fn) {
-  bool empty = false;
-  if constexpr (std::is_pointer_v<F> || std::is_member_pointer_v<F>) {
-    empty = fn == nullptr;
-  } else if constexpr (requires { &F::operator bool; }) {
-    empty = !static_cast<bool>(fn);
-  }
-  if (empty) throw InvalidArgument("an empty callable was submitted");
-}
 
 enum class TaskKind : std::uint8_t { task, detached, hook };
 
@@ -213,10 +163,11 @@ public:
   static constexpr bool is_coroutine = task_traits<F>::coroutine;
 
   /// Starts with one reference, the creator's; each further owner (the queue, a handle)
-  /// adds its own.
-  template <class G>
-  Task(Engine& engine, TaskKind kind, G&& fn)
-      : TypedState<T>(1), TaskBase(engine, kind, is_coroutine), fn_(std::forward<G>(fn)) {}
+  /// adds its own. F is constructed in place from `parts` (the callable, then the
+  /// arguments bound to it).
+  template <class... Parts>
+  Task(Engine& engine, TaskKind kind, Parts&&... parts)
+      : TypedState<T>(1), TaskBase(engine, kind, is_coroutine), fn_(std::in_place, std::forward<Parts>(parts)...) {}
 
   void run() noexcept override {
     if constexpr (is_coroutine) {
@@ -310,8 +261,10 @@ private:
 template <class F>
 class PostedCall final : public PostedCallBase {
 public:
-  template <class G>
-  PostedCall(G&& fn, TaskLabel label) : PostedCallBase(std::move(label)), fn_(std::in_place, std::forward<G>(fn)) {}
+  /// F is constructed in place from `parts` (the callable, then the arguments bound to it).
+  template <class... Parts>
+  PostedCall(TaskLabel label, Parts&&... parts)
+      : PostedCallBase(std::move(label)), fn_(std::in_place, std::forward<Parts>(parts)...) {}
 
   // Made on the posting thread, freed on the loop thread. (An over-aligned callable takes
   // the aligned forms, which go to the global ones.)
