@@ -5,11 +5,11 @@
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
 #include <loopbridge/loop/source_location.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 #include <loopbridge/loop/task_handle.hpp>
 
 #include <chrono>
 #include <string>
-#include <stop_token>
 #include <utility>
 
 /// @file
@@ -31,8 +31,11 @@ struct RunOptions {
   /// cancel is reported once to the loop's error handler (a Timeout naming the task and its
   /// call site): a task that ignores its cancellation is seen, not silently waited for.
   std::chrono::nanoseconds unwind_warning{std::chrono::seconds(1)};
-  /// A stop request on this token cancels the call as the deadline does (std::jthread).
+#if LOOPBRIDGE_HAS_STOP_TOKEN
+  /// A stop request on this token cancels the call as the deadline does (std::jthread). Only
+  /// where the standard library has std::stop_token (see loopbridge/loop/stop_token.hpp).
   std::stop_token stop{};
+#endif
   /// The task's name in stall reports and the in-flight list.
   std::string name{};
 };
@@ -103,7 +106,9 @@ task_result_t<F> run(const LoopHandle& loop, F&& fn, std::chrono::steady_clock::
   detail::HostCallScope host_calls;
   SubmitOptions submit_options;
   submit_options.name = options.name;
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   submit_options.stop = options.stop;
+#endif
   TaskHandle<task_result_t<F>> handle = loop.submit(std::forward<F>(fn), std::move(submit_options), where);
   detail::StateBase& state = detail::HandleAccess::state(handle);
   bool cancelled_here = false;

@@ -13,7 +13,6 @@
 
 #include <functional>
 #include <optional>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 

@@ -167,12 +167,14 @@ public:
   TaskHandle<task_result_t<F>> submit(F&& fn, source_location where = source_location::current()) const {
     return handle_.submit(std::forward<F>(fn), where);
   }
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   /// As LoopHandle::submit(fn, stop).
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
                                       source_location where = source_location::current()) const {
     return handle_.submit(std::forward<F>(fn), std::move(stop), where);
   }
+#endif
   /// As LoopHandle::submit(fn, options).
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, SubmitOptions options,

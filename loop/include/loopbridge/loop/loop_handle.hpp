@@ -86,8 +86,10 @@ public:
     return submit(std::forward<F>(fn), SubmitOptions{}, where);
   }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   /// As submit(fn), and a stop request on `stop` (say, from the std::jthread the host runs
-  /// on) cancels the task as cancel() does. The link ends when the task settles.
+  /// on) cancels the task as cancel() does. The link ends when the task settles. Only where
+  /// the standard library has std::stop_token (see stop_token.hpp).
   template <class F>
   TaskHandle<task_result_t<F>> submit(F&& fn, std::stop_token stop,
                                       source_location where = source_location::current()) const {
@@ -95,6 +97,7 @@ public:
     options.stop = std::move(stop);
     return submit(std::forward<F>(fn), std::move(options), where);
   }
+#endif
 
   /// As submit(fn), with a name, a stop token and a queue-full policy for this call.
   template <class F>
@@ -242,7 +245,9 @@ private:
     auto task = detail::Ref<Task>::adopt(new Task(loop, kind, Function(std::forward<F>(fn))));
     task->context = detail::this_thread_context();
     task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
+#if LOOPBRIDGE_HAS_STOP_TOKEN
     task->link_stop_token(std::move(options.stop));
+#endif
     return task;
   }
 

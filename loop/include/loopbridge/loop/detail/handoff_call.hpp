@@ -3,11 +3,11 @@
 #include <loopbridge/loop/context.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <type_traits>
 
 namespace loopbridge::detail {
@@ -34,6 +34,7 @@ public:
   HandoffCall* next_in_mailbox = nullptr;
 };
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
 template <class F>
 constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
 
@@ -41,6 +42,11 @@ constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
 template <class F>
 using handoff_result_t =
     typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, std::stop_token>, std::invoke_result<F&>>::type;
+#else
+/// What a handed-off F returns.
+template <class F>
+using handoff_result_t = std::invoke_result_t<F&>;
+#endif
 
 /// A handed-off function and the state its result settles. If F takes a std::stop_token,
 /// cancelling the awaiting task requests stop on it.
@@ -63,22 +69,32 @@ public:
     this->set_exception(refusal_());
   }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   bool request_cancel(CancelCause) noexcept override { return stop_.request_stop(); }
+#else
+  bool request_cancel(CancelCause) noexcept override { return false; }
+#endif
   RefCounted& refs() noexcept override { return *this; }
 
 private:
   Result invoke() {
+#if LOOPBRIDGE_HAS_STOP_TOKEN
     if constexpr (takes_stop_token<F>) {
       return std::invoke(*fn_, stop_.get_token());
     } else {
       return std::invoke(*fn_);
     }
+#else
+    return std::invoke(*fn_);
+#endif
   }
 
   std::optional<F> fn_;
   Refusal refusal_;
   // A stop state is allocated only for a function that can observe it.
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   std::stop_source stop_ = takes_stop_token<F> ? std::stop_source() : std::stop_source(std::nostopstate);
+#endif
 };
 
 }  // namespace loopbridge::detail
