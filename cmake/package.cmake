@@ -14,11 +14,9 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
 # What its users compile and link against: the Boost it was built with, or a newer one.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS
-    "libboost1.81-dev | libboost-dev (>= 1.81), libboost-thread1.81-dev | libboost-thread-dev (>= 1.81)")
-if(LOOPBRIDGE_BOOST_FUTURE)
-  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", libboost-chrono1.81-dev | libboost-chrono-dev (>= 1.81)")
-endif()
+string(CONCAT CPACK_DEBIAN_PACKAGE_DEPENDS
+       "libboost1.81-dev | libboost-dev (>= 1.81), libboost-thread1.81-dev | libboost-thread-dev (>= 1.81), "
+       "libboost-chrono1.81-dev | libboost-chrono-dev (>= 1.81)")
 if(LOOPBRIDGE_IO_URING)
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", liburing-dev")
 endif()
