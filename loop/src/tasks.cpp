@@ -107,9 +107,11 @@ void TaskBase::wait_for_canceller() const noexcept {
   while (cancel_in_progress()) std::this_thread::yield();
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
 void TaskBase::link_stop_token(std::stop_token token) {
   if (token.stop_possible()) stop_link_ = std::make_unique<std::stop_callback<CancelOnStop>>(std::move(token), CancelOnStop{this});
 }
+#endif
 
 // ---------------------------------------------------------------- commands
 

@@ -1,4 +1,3 @@
-#include <loopbridge/bridge/boost_future.hpp>
 #include <loopbridge/bridge/futures.hpp>
 
 #include <loopbridge/loop/background_loop.hpp>
@@ -37,18 +36,6 @@ TEST_CASE("a handle converts to a std::future with the value or the original exc
   CHECK_THROWS_AS(failure.get(), std::length_error);
   REQUIRE(owned.wait_for(kDeadline) == std::future_status::ready);
   CHECK(*owned.get() == 4);
-}
-
-TEST_CASE("a handle converts to a boost::future whose continuations run", "[bridge][futures]") {
-  BackgroundLoop loop({.name = "lb-boost-future"});
-  loop.start();
-  boost::future<int> value = to_boost_future(loop.submit([] { return later(20); }));
-  boost::future<int> doubled = value.then([](boost::future<int> f) { return f.get() * 2; });
-  REQUIRE(doubled.wait_for(boost::chrono::seconds(10)) == boost::future_status::ready);
-  CHECK(doubled.get() == 40);
-  boost::future<void> failure = to_boost_future(loop.submit([]() -> void { throw std::length_error("x"); }));
-  REQUIRE(failure.wait_for(boost::chrono::seconds(10)) == boost::future_status::ready);
-  CHECK_THROWS_AS(failure.get(), std::length_error);
 }
 
 TEST_CASE("converted futures settle when the loop stops", "[bridge][futures]") {

@@ -176,7 +176,7 @@ TEST_CASE("a stop that drops a task keeps its frame until the host call using it
   loop.start();
   std::atomic<bool> in_call{false};
   std::atomic<int> read{0};
-  std::jthread stopper([&] {
+  std::thread stopper([&] {
     eventually([&] { return in_call.load(); });
     loop.stop({.cancel_timeout = 5s, .drop_in_flight = true});
   });

@@ -104,6 +104,7 @@ TEST_CASE("a wait cycle across loops is reported with DeadlockError instead of h
   CHECK_THROWS_AS(on_a.get(), DeadlockError);
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 TEST_CASE("a stop token cancels the task it was submitted with", "[bridge][run][cancel]") {
   BackgroundLoop loop({.name = "lb-stop-token"});
   loop.start();
@@ -143,6 +144,7 @@ TEST_CASE("a stop token cancels the task it was submitted with", "[bridge][run][
   CHECK_THROWS_AS(never.get(), TaskCancelled);
   CHECK_FALSE(ran);
 }
+#endif
 
 TEST_CASE("cancel_and_wait returns once the task has unwound or reports the deadline", "[bridge][run][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel-wait"});

@@ -71,6 +71,7 @@ TEST_CASE("the worker pool is bounded by worker_threads", "[bridge][to_thread]")
   CHECK(peak == 2);
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 TEST_CASE("cancelling a task waiting on to_thread requests stop and waits for the worker", "[bridge][to_thread][cancel]") {
   BackgroundLoop loop({.name = "lb-offload-stop"});
   loop.start();
@@ -94,6 +95,7 @@ TEST_CASE("cancelling a task waiting on to_thread requests stop and waits for th
   CHECK(worker_returned);
   CHECK_THROWS_AS(task.get(), TaskCancelled);
 }
+#endif
 
 TEST_CASE("abandon_on_cancel resumes the coroutine at once and leaves the worker alone", "[bridge][to_thread][cancel]") {
   BackgroundLoop loop({.name = "lb-offload-aban"});

@@ -36,6 +36,7 @@ boost::asio::awaitable<void> poll_forever() {
   }
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 using Rows = std::vector<std::string>;
 
 /// A blocking client library: each query takes the calling thread for a while, and gives
@@ -57,6 +58,7 @@ private:
   mutable std::mutex mutex_;
   std::vector<std::thread::id> threads_;
 };
+#endif
 
 using Reply = std::string;
 
@@ -100,6 +102,7 @@ TEST_CASE("bridge guide: run blocks with a deadline and returns the value", "[do
   CHECK(answer == 42);
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 TEST_CASE("bridge guide: a stop request on a jthread cancels its call", "[docs]") {
   loopbridge::BackgroundLoop loop({.name = "io"});
   loop.start();
@@ -119,6 +122,7 @@ TEST_CASE("bridge guide: a stop request on a jthread cancels its call", "[docs]"
   }
   CHECK(loop.stop().cancelled == 1);
 }
+#endif
 
 TEST_CASE("bridge guide: cancel_and_wait returns once the task has unwound", "[docs]") {
   loopbridge::BackgroundLoop loop({.name = "io"});
@@ -133,6 +137,7 @@ TEST_CASE("bridge guide: cancel_and_wait returns once the task has unwound", "[d
   CHECK_THROWS_AS(task.get(), loopbridge::TaskCancelled);
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 TEST_CASE("bridge guide: to_thread runs blocking work on the loop's workers", "[docs]") {
   loopbridge::BackgroundLoop loop({.name = "io"});
   loop.start();
@@ -150,6 +155,7 @@ TEST_CASE("bridge guide: to_thread runs blocking work on the loop's workers", "[
   REQUIRE(legacy_db.threads().size() == 1);
   CHECK(legacy_db.threads().front() != std::this_thread::get_id());
 }
+#endif
 
 TEST_CASE("bridge guide: call_host runs on the host thread that waits in run", "[docs]") {
   loopbridge::BackgroundLoop loop({.name = "io"});

@@ -125,6 +125,7 @@ const std::vector<Form>& host_forms() {
          expect_value(h, 1, f);
          return fired;
        }},
+#if LOOPBRIDGE_HAS_STOP_TOKEN
       {"submit(callable, stop_token)",
        [](BackgroundLoop& loop, long nth, std::atomic<bool>& ran, Findings& f) {
          std::stop_source source;
@@ -134,6 +135,7 @@ const std::vector<Form>& host_forms() {
          expect_value(h, 1, f);
          return fired;
        }},
+#endif
       {"post(callable)",
        [](BackgroundLoop& loop, long nth, std::atomic<bool>& ran, Findings& f) {
          return armed(nth, f, [&] { loop.post([w = Witness(), &ran] { ran = true; }); });

@@ -13,6 +13,7 @@ namespace asio = boost::asio;
 using namespace loopbridge;
 using namespace loopbridge::test;
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 TEST_CASE("an offloaded function finishing as its loop stops never touches the loop after it shut down",
           "[reliability][stop]") {
   // Stop-aware functions end the moment the stop's cancel reaches them, which is when the
@@ -56,3 +57,4 @@ TEST_CASE("an offloaded function finishing as its loop stops never touches the l
   done = true;
   for (auto& t : spinners) t.join();
 }
+#endif

@@ -117,9 +117,15 @@ asio::awaitable<int> nested(LedgerPtr ledger, std::uint32_t us, bool inner_throw
 
 asio::awaitable<int> offload(LedgerPtr ledger, std::uint32_t us, bool throws, bool abandon_on_cancel) {
   auto op = to_thread(
+#if LOOPBRIDGE_HAS_STOP_TOKEN
       [ledger, us, throws](std::stop_token stop) {
+        auto asked_to_stop = [&stop] { return stop.stop_requested(); };
+#else
+      [ledger, us, throws] {
+        auto asked_to_stop = [] { return false; };  // without std::stop_token it cannot be asked
+#endif
         const auto until = Clock::now() + std::chrono::microseconds(us);
-        while (Clock::now() < until && !stop.stop_requested()) std::this_thread::sleep_for(50us);
+        while (Clock::now() < until && !asked_to_stop()) std::this_thread::sleep_for(50us);
         if (throws) ledger->throw_fault("offloaded function");
         return kValue;
       },

@@ -14,6 +14,7 @@
 #include <loopbridge/loop/loop_handle.hpp>
 #include <loopbridge/loop/loop_pool.hpp>
 #include <loopbridge/loop/stats.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 #include <loopbridge/loop/options.hpp>
 #include <loopbridge/loop/platform.hpp>
 #include <loopbridge/loop/task_handle.hpp>

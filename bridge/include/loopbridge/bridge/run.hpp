@@ -6,12 +6,12 @@
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/loop_handle.hpp>
 #include <loopbridge/loop/source_location.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 #include <loopbridge/loop/task_handle.hpp>
 
 #include <chrono>
 #include <string>
 #include <type_traits>
-#include <stop_token>
 #include <utility>
 
 /// @file
@@ -33,8 +33,11 @@ struct RunOptions {
   /// cancel is reported once to the loop's error handler (a Timeout naming the task and its
   /// call site): a task that ignores its cancellation is seen, not silently waited for.
   std::chrono::nanoseconds unwind_warning{std::chrono::seconds(1)};
-  /// A stop request on this token cancels the call as the deadline does (std::jthread).
+#if LOOPBRIDGE_HAS_STOP_TOKEN
+  /// A stop request on this token cancels the call as the deadline does (std::jthread). Only
+  /// where the standard library has std::stop_token (see loopbridge/loop/stop_token.hpp).
   std::stop_token stop{};
+#endif
   /// The task's name in stall reports and the in-flight list.
   std::string name{};
 };
@@ -81,7 +84,9 @@ task_result_t<F, Args...> run_until(const LoopHandle& loop, std::chrono::steady_
   HostCallScope host_calls;
   SubmitOptions submit_options;
   submit_options.name = options.name;
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   submit_options.stop = options.stop;
+#endif
   TaskHandle<task_result_t<F, Args...>> handle =
       LoopAccess::submit(loop, where, std::move(submit_options), std::forward<F>(fn), std::forward<Args>(args)...);
   StateBase& state = HandleAccess::state(handle);

@@ -14,7 +14,6 @@
 
 #include <functional>
 #include <optional>
-#include <stop_token>
 #include <type_traits>
 #include <utility>
 

@@ -284,7 +284,9 @@ private:
     auto task = detail::Ref<Task>::adopt(new Task(loop, kind, std::forward<F>(fn), std::forward<Args>(args)...));
     task->context = detail::this_thread_context();
     task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
+#if LOOPBRIDGE_HAS_STOP_TOKEN
     task->link_stop_token(std::move(options.stop));
+#endif
     return task;
   }
 

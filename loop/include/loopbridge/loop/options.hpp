@@ -1,6 +1,7 @@
 #pragma once
 
 #include <loopbridge/loop/stats.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -8,7 +9,6 @@
 #include <exception>
 #include <functional>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,8 +38,11 @@ enum class QueueFullPolicy {
 struct SubmitOptions {
   /// Shown in stall reports, the in-flight list and the shutdown report.
   std::string name{};
-  /// A stop request on this token cancels the task as cancel() does.
+#if LOOPBRIDGE_HAS_STOP_TOKEN
+  /// A stop request on this token cancels the task as cancel() does. Only where the standard
+  /// library has std::stop_token (see stop_token.hpp).
   std::stop_token stop{};
+#endif
   /// Overrides LoopOptions::when_full for this call.
   std::optional<QueueFullPolicy> when_full{};
   /// Overrides LoopOptions::full_wait for this call (the QueueFullPolicy::wait deadline).

@@ -13,6 +13,7 @@
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/options.hpp>
 #include <loopbridge/loop/source_location.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -22,7 +23,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <stop_token>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -97,13 +97,23 @@ using function_type_for =
                        std::conditional_t<is_awaitable<std::decay_t<F>>::value, AwaitableFunction<std::decay_t<F>>,
                                           std::decay_t<F>>>;
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
+using StopToken = std::stop_token;
 template <class F>
 constexpr bool takes_stop_token = std::is_invocable_v<F&, std::stop_token>;
+#else
+/// Stands for std::stop_token where the standard library has none: nothing is one.
+struct StopToken {
+  StopToken() = delete;
+};
+template <class F>
+constexpr bool takes_stop_token = false;
+#endif
 
 /// What a handed-off F returns (given a std::stop_token if it takes one).
 template <class F>
 using handoff_result_t =
-    typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, std::stop_token>, std::invoke_result<F&>>::type;
+    typename std::conditional_t<takes_stop_token<F>, std::invoke_result<F&, StopToken>, std::invoke_result<F&>>::type;
 
 /// Refuses null function pointers and empty function wrappers (std::function and the like:
 /// classes with their own operator bool).
@@ -156,7 +166,7 @@ struct TypeList {};
 template <class Options, class T>
 inline constexpr bool fills_options =
     std::is_same_v<std::remove_cvref_t<T>, Options> ||
-    (std::is_same_v<Options, SubmitOptions> && std::is_same_v<std::remove_cvref_t<T>, std::stop_token>);
+    (std::is_same_v<Options, SubmitOptions> && std::is_same_v<std::remove_cvref_t<T>, StopToken>);
 
 template <class T>
 inline constexpr bool is_no_arg = std::is_same_v<std::remove_cvref_t<T>, NoArg>;
@@ -187,7 +197,7 @@ inline constexpr bool leads_with<T, First, Rest...> = std::is_same_v<std::remove
 
 template <class Options, class T>
 Options to_options(T&& value) {
-  if constexpr (std::is_same_v<std::remove_cvref_t<T>, std::stop_token>) {
+  if constexpr (std::is_same_v<std::remove_cvref_t<T>, StopToken>) {
     Options options;
     options.stop = std::forward<T>(value);
     return options;
@@ -292,7 +302,7 @@ constexpr Misuse post_misuse_for(TypeList<Args...> arguments) {
 template <class F, class... Args>
 constexpr Misuse handoff_misuse() {
   using Fn = std::decay_t<F>;
-  if constexpr (!std::invocable<Fn&, std::stop_token, std::decay_t<Args>...> &&
+  if constexpr (!(LOOPBRIDGE_HAS_STOP_TOKEN && std::invocable<Fn&, StopToken, std::decay_t<Args>...>) &&
                 !std::invocable<Fn&, std::decay_t<Args>...>) {
     return Misuse::not_callable;
   } else if constexpr (!storable<F, Args...>) {

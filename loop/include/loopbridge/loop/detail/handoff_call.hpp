@@ -4,11 +4,11 @@
 #include <loopbridge/loop/detail/call_rules.hpp>
 #include <loopbridge/loop/detail/ref.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <type_traits>
 
 namespace loopbridge::detail {
@@ -57,22 +57,32 @@ public:
     this->set_exception(refusal_());
   }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   bool request_cancel(CancelCause) noexcept override { return stop_.request_stop(); }
+#else
+  bool request_cancel(CancelCause) noexcept override { return false; }
+#endif
   RefCounted& refs() noexcept override { return *this; }
 
 private:
   Result invoke() {
+#if LOOPBRIDGE_HAS_STOP_TOKEN
     if constexpr (takes_stop_token<F>) {
       return std::invoke(*fn_, stop_.get_token());
     } else {
       return std::invoke(*fn_);
     }
+#else
+    return std::invoke(*fn_);
+#endif
   }
 
   std::optional<F> fn_;
   Refusal refusal_;
   // A stop state is allocated only for a function that can observe it.
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   std::stop_source stop_ = takes_stop_token<F> ? std::stop_source() : std::stop_source(std::nostopstate);
+#endif
 };
 
 }  // namespace loopbridge::detail

@@ -9,6 +9,7 @@
 #include <loopbridge/loop/detail/task_state.hpp>
 #include <loopbridge/loop/errors.hpp>
 #include <loopbridge/loop/source_location.hpp>
+#include <loopbridge/loop/stop_token.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -19,7 +20,6 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <stop_token>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -93,11 +93,15 @@ public:
   /// Destroys the stored callable (on the loop thread, or on the thread that cancelled the
   /// task before it started) and detaches the task from its stop token.
   void drop_function() noexcept {
+#if LOOPBRIDGE_HAS_STOP_TOKEN
     stop_link_.reset();
+#endif
     drop_callable();
   }
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   /// Links a std::stop_token: a stop request cancels the task. Before the task is queued.
   void link_stop_token(std::stop_token token);
+#endif
   virtual StateBase& state() noexcept = 0;
 
   Engine& engine() const noexcept { return engine_; }
@@ -132,10 +136,12 @@ protected:
 private:
   virtual void drop_callable() noexcept = 0;
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   struct CancelOnStop {
     TaskBase* task;
     void operator()() const noexcept { task->request_cancel_any_thread(CancelCause::stop_token); }
   };
+#endif
 
   Engine& engine_;
   const TaskKind kind_;
@@ -144,7 +150,9 @@ private:
   std::atomic<CancelCause> cancel_cause_{CancelCause::cancel};
   // Destroyed (so deregistered) before the task settles: a stop request never reaches a
   // settled task, nor a loop that has gone.
+#if LOOPBRIDGE_HAS_STOP_TOKEN
   std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
+#endif
   CancelCommand cancel_command_{*this};
 };
 
