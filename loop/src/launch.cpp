@@ -82,13 +82,16 @@ using LaunchExecutor = TaskExecutor<boost::asio::io_context::executor_type>;
 
 #if !LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
 /// co_spawn's completion: the driver catches everything, so only co_spawn's own machinery
-/// could end with an error here.
+/// could end with an error here. It keeps the task alive until its slot is cleared: a
+/// release of Asio may complete co_spawn after everything else let go of the task (1.36
+/// destroys the coroutine's executors first).
 struct CoroutineEnded {
   TaskBase* task;
-  void operator()(std::exception_ptr error) const noexcept {
+  Ref<StateBase> keep;
+  void operator()(std::exception_ptr error) noexcept {
     LoopCore& core = LoopCore::of(*task);
     if (error) core.report_error(error, "a task's coroutine (co_spawn)");
-    core.clear_slot_later(*task);
+    core.clear_slot_later(*task, std::move(keep));
   }
 };
 #endif
@@ -102,7 +105,8 @@ void launch(TaskCoroutine coroutine, TaskBase& task) {
     start_coroutine_thread(std::move(coroutine), executor, task.cancel_signal.slot());
 #else
     boost::asio::co_spawn(executor, std::move(coroutine),
-                          boost::asio::bind_cancellation_slot(task.cancel_signal.slot(), CoroutineEnded{&task}));
+                          boost::asio::bind_cancellation_slot(task.cancel_signal.slot(),
+                                                              CoroutineEnded{&task, Ref<StateBase>::share(&task.state())}));
 #endif
   } catch (...) {
     escaped_task_stretch(task, std::current_exception());

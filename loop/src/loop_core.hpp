@@ -86,7 +86,7 @@ struct LoopThreadState {
   bool io_may_stop = false;
   std::optional<boost::asio::steady_timer> progress_timer;
   bool waiting_for_progress = false;
-  std::vector<TaskBase*> slots_to_clear;  // clear_slot_later()
+  std::vector<std::pair<TaskBase*, Ref<StateBase>>> slots_to_clear;  // clear_slot_later()
 };
 
 /// The engine behind BackgroundLoop. Shared (intrusively counted) by the owner, every
@@ -180,7 +180,7 @@ public:
   /// coroutine thread is gone (at the next drain, or the loop's end). The slot holds
   /// co_spawn's own cancellation handler, which holds a copy of the task's executor, which
   /// holds the task: left there, the task would keep itself alive.
-  void clear_slot_later(TaskBase& task) noexcept;
+  void clear_slot_later(TaskBase& task, Ref<StateBase> keep) noexcept;
   /// The wake-up posted to a borrowed io_context: drains on the loop thread; elsewhere it
   /// is a wake-up left from before the stop, or a sign that another thread runs the
   /// io_context (reported, and handed back to the loop thread).

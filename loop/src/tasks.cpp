@@ -316,21 +316,18 @@ void LoopCore::task_left(TaskBase& task) noexcept {
   notify_progress();
 }
 
-void LoopCore::clear_slot_later(TaskBase& task) noexcept {
+void LoopCore::clear_slot_later(TaskBase& task, Ref<StateBase> keep) noexcept {
   try {
-    loop_thread_.slots_to_clear.push_back(&task);
+    loop_thread_.slots_to_clear.emplace_back(&task, std::move(keep));
   } catch (...) {
-    // Out of memory: the task stays for good.
+    (void)keep.detach();  // out of memory: the task stays for good, its slot untouched
   }
 }
 
 void LoopCore::clear_slots() noexcept {
-  for (TaskBase* task : std::exchange(loop_thread_.slots_to_clear, {})) {
-    // The handler's copy of the executor may hold the last reference: the task (and its
-    // signal) must outlive the clear.
-    const Ref<StateBase> keep = Ref<StateBase>::share(&task->state());
-    task->cancel_signal.slot().clear();
-  }
+  // Each entry's reference keeps its task (and its signal) alive past the clear: the
+  // handler's copy of the executor, which the clear destroys, may hold the last other one.
+  for (auto& [task, keep] : std::exchange(loop_thread_.slots_to_clear, {})) task->cancel_signal.slot().clear();
 }
 
 void LoopCore::escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept {
