@@ -19,9 +19,8 @@ void Admission::close() noexcept {
 }
 
 bool Admission::admit(const SubmitOptions& options, bool on_loop_thread) {
-  submitted_.fetch_add(1, std::memory_order_relaxed);
   if (!is_open()) {
-    counters_.rejected();
+    refuse();
     return false;
   }
   if (capacity_ == 0) {
@@ -33,18 +32,23 @@ bool Admission::admit(const SubmitOptions& options, bool on_loop_thread) {
   if (options.when_full.value_or(policy_) == QueueFullPolicy::wait && !on_loop_thread) {
     if (wait_for_room(deadline_after(options.full_wait.value_or(full_wait_)))) return true;
     if (!is_open()) {
-      counters_.rejected();
+      refuse();
       return false;
     }
   }
-  counters_.rejected(/*queue_full=*/true);
+  refuse(/*queue_full=*/true);
   throw QueueFull("submission refused: the loop's queue holds its capacity of " + std::to_string(capacity_) +
                   " waiting submissions");
 }
 
 void Admission::not_queued() noexcept {
+  refuse();  // first, so that submitted() never goes down
   queued_in_.fetch_sub(1, std::memory_order_relaxed);
-  counters_.rejected();
+}
+
+void Admission::refuse(bool queue_full) noexcept {
+  refused_at_door_.fetch_add(1, std::memory_order_relaxed);
+  counters_.rejected(queue_full);
 }
 
 bool Admission::try_reserve() noexcept {

@@ -36,7 +36,10 @@ public:
   bool admit(const SubmitOptions& options, bool on_loop_thread);
   /// An admitted submission that could not be queued after all (the queue closed since).
   void not_queued() noexcept;
-  std::uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_relaxed); }
+  /// Every submission that reached the door: each one was queued or refused there.
+  std::uint64_t submitted() const noexcept {
+    return queued_in_.load(std::memory_order_relaxed) + refused_at_door_.load(std::memory_order_relaxed);
+  }
   /// Admitted submissions still waiting in the queue.
   std::uint64_t queued() const noexcept;
 
@@ -48,6 +51,8 @@ public:
 
 private:
   bool try_reserve() noexcept;
+  /// Counts a submission refused before it was queued.
+  void refuse(bool queue_full = false) noexcept;
   bool wait_for_room(std::chrono::steady_clock::time_point deadline);
 
   const std::size_t capacity_;
@@ -56,8 +61,11 @@ private:
   Counters& counters_;
   std::atomic<bool> open_{false};
   // The queued count is split by side (in - out), so that no cache line is written by both.
-  alignas(64) std::atomic<std::uint64_t> submitted_{0}, queued_in_{0};
+  // Submissions are not counted apart: each one is queued or refused at the door, so an
+  // accepted submission costs one read-modify-write here.
+  alignas(64) std::atomic<std::uint64_t> queued_in_{0};
   alignas(64) std::atomic<std::uint64_t> queued_out_{0};
+  std::atomic<std::uint64_t> refused_at_door_{0};
   std::atomic<std::uint32_t> full_waiters_{0};
   std::mutex full_mutex_;
   std::condition_variable full_cv_;
