@@ -15,10 +15,9 @@ using namespace loopbridge;
 
 namespace {
 
-asio::awaitable<int> forever() {
+asio::awaitable<void> forever() {
   asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
   co_await timer.async_wait(asio::use_awaitable);
-  co_return 1;
 }
 
 std::unique_ptr<BackgroundLoop> g_leaked;
