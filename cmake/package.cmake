@@ -13,10 +13,13 @@ set(CPACK_PACKAGE_DESCRIPTION
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION libdevel)
-# What its users compile and link against: the Boost it was built with, or a newer one.
-string(CONCAT CPACK_DEBIAN_PACKAGE_DEPENDS
-       "libboost1.81-dev | libboost-dev (>= 1.81), libboost-thread1.81-dev | libboost-thread-dev (>= 1.81), "
-       "libboost-chrono1.81-dev | libboost-chrono-dev (>= 1.81)")
+# What its users compile and link against: the Boost it was built with, or a newer one
+# (Boost.Thread and Boost.Chrono for loopbridge::boost_future only).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "libboost1.81-dev | libboost-dev (>= 1.81)")
+if(LOOPBRIDGE_BOOST_FUTURE)
+  string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS
+         ", libboost-thread1.81-dev | libboost-thread-dev (>= 1.81), libboost-chrono1.81-dev | libboost-chrono-dev (>= 1.81)")
+endif()
 if(LOOPBRIDGE_IO_URING)
   string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS ", liburing-dev")
 endif()

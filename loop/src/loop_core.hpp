@@ -265,7 +265,7 @@ private:
   void finalize() noexcept;
   void end_of_thread() noexcept;
   void clear_slots() noexcept;
-  boost::thread create_own_thread();
+  SystemThread create_own_thread();
 
   LoopOptions options_;
   std::atomic<BackgroundLoop*> owner_{nullptr};

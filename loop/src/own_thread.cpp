@@ -47,11 +47,11 @@ void OwnThread::detach_unclaimed() {
 void OwnThread::forget_after_fork() noexcept {
   if (!thread_.joinable()) return;
   // Kept for good, on purpose, where leak checkers see it held.
-  static auto* kept = new std::vector<boost::thread>();
+  static auto* kept = new std::vector<SystemThread>();
   try {
     kept->push_back(std::move(thread_));
   } catch (...) {
-    (void)new boost::thread(std::move(thread_));  // out of memory: unreachable, but never destroyed joinable
+    (void)new SystemThread(std::move(thread_));  // out of memory: unreachable, but never destroyed joinable
   }
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <boost/thread/thread.hpp>
+#include "platform/platform.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -74,7 +74,7 @@ public:
 private:
   mutable std::mutex mutex_;
   std::condition_variable ended_;
-  boost::thread thread_;
+  SystemThread thread_;
   bool ending_claimed_ = false;
   std::optional<bool> joined_;  // set once the thread was joined (true) or detached (false)
 };

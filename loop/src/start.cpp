@@ -90,7 +90,7 @@ ShutdownReport LoopCore::run_here() {
     started = own_thread_.start_thread([this] { return begin_start(); },
                                        [this] {
                                          io_.claim(this);
-                                         return boost::thread();  // the calling thread is the loop's
+                                         return SystemThread();  // the calling thread is the loop's
                                        });
   } catch (...) {
     fail_without_thread();

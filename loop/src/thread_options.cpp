@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <string>
-#include <utility>
 
 namespace loopbridge::detail {
 namespace {
@@ -38,12 +37,9 @@ void check_thread_options(const LoopOptions& options) {
   }
 }
 
-boost::thread LoopCore::create_own_thread() {
-  boost::thread::attributes attributes;
-  if (options_.stack_size != 0) attributes.set_stack_size(options_.stack_size);
+SystemThread LoopCore::create_own_thread() {
   Ref<LoopCore> keep = Ref<LoopCore>::share(this);
-  // As const: a non-const one would be taken for the thread's function.
-  return boost::thread(std::as_const(attributes), [keep]() noexcept { keep->thread_main(LoopThread::own); });
+  return SystemThread([keep]() noexcept { keep->thread_main(LoopThread::own); }, options_.stack_size);
 }
 
 void LoopCore::check_runs_on_caller() const {

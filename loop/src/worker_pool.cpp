@@ -59,7 +59,7 @@ bool WorkerPool::wait_idle(std::chrono::steady_clock::time_point deadline) {
 
 std::size_t WorkerPool::stop(std::chrono::steady_clock::time_point deadline) {
   std::deque<HandoffCall*> refused;
-  std::vector<boost::thread> threads;
+  std::vector<SystemThread> threads;
   std::size_t detached = 0;
   {
     std::unique_lock lock(mutex_);
@@ -78,7 +78,7 @@ std::size_t WorkerPool::stop(std::chrono::steady_clock::time_point deadline) {
     // Busy threads past the deadline go on alone, holding the pool; the idle ones have
     // left their wait and end at once.
     if (detached > 0) {
-      if (!thread.try_join_for(boost::chrono::milliseconds(1))) thread.detach();
+      if (!thread.try_join_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(1))) thread.detach();
     } else {
       thread.join();
     }

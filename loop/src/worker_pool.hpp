@@ -3,7 +3,7 @@
 #include <loopbridge/loop/detail/handoff_call.hpp>
 #include <loopbridge/loop/detail/task_state.hpp>
 
-#include <boost/thread/thread.hpp>
+#include "platform/platform.hpp"
 
 #include <chrono>
 #include <condition_variable>
@@ -46,7 +46,7 @@ private:
   std::condition_variable work_cv_;
   std::condition_variable idle_cv_;
   std::deque<HandoffCall*> jobs_;
-  std::vector<boost::thread> threads_;
+  std::vector<SystemThread> threads_;
   std::size_t idle_ = 0;
   std::size_t busy_ = 0;
   bool stopping_ = false;
