@@ -9,7 +9,6 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <memory>
-#include <stop_token>
 #include <string>
 #include <thread>
 
@@ -40,7 +39,11 @@ TEST_CASE("to_thread passes the arguments, after a stop token when the function 
   auto task = loop.submit([]() -> asio::awaitable<int> {
     auto sum_op = to_thread([](int a, int b) { return a + b; }, 20, 22);
     int sum = co_await std::move(sum_op);
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
     auto stoppable_op = to_thread([](std::stop_token stop, int a) { return stop.stop_possible() ? a : -1; }, 1);
+#else
+    auto stoppable_op = to_thread([](int a) { return a; }, 1);
+#endif
     int stoppable = co_await std::move(stoppable_op);
     auto moved_op =
         to_thread([](std::unique_ptr<int> p) { return *p; }, ToThreadOptions{.abandon_on_cancel = true},

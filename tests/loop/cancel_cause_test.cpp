@@ -7,7 +7,6 @@
 #include <optional>
 #include <set>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <utility>
@@ -103,6 +102,7 @@ TEST_CASE("the loop's stop names itself, for queued, running and dropped tasks",
   CHECK(std::string(e.what()).find(to_string(CancelCause::stop)) != std::string::npos);
 }
 
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
 TEST_CASE("a stop token names itself, through submit() and run()", "[loop][cancel][cause]") {
   BackgroundLoop loop({.name = "lb-cause-token"});
   loop.start();
@@ -133,6 +133,7 @@ TEST_CASE("a stop token names itself, through submit() and run()", "[loop][cance
   }
   requester.join();
 }
+#endif
 
 TEST_CASE("run()'s deadline names itself: its cancel settles the task, and run() throws Timeout",
           "[loop][cancel][cause][run]") {

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -174,4 +175,66 @@ TEST_CASE("pin_this_thread pins where the system can, and otherwise leaves the t
   } else {
     CHECK(after == std::vector<unsigned>{before.back()});
   }
+}
+
+TEST_CASE("a SystemThread runs its body once, on a stack of at least the size asked for", "[loop][platform]") {
+  constexpr std::size_t kStack = 100'000;  // not a whole number of pages: rounded up
+  std::atomic<int> runs{0};
+  std::size_t stack = 0;
+  detail::SystemThread thread(
+      [&] {
+        ++runs;
+        pthread_attr_t attributes;
+        if (::pthread_getattr_np(::pthread_self(), &attributes) == 0) {
+          ::pthread_attr_getstacksize(&attributes, &stack);
+          ::pthread_attr_destroy(&attributes);
+        }
+      },
+      kStack);
+  CHECK(thread.joinable());
+  thread.join();
+  CHECK_FALSE(thread.joinable());
+  CHECK(runs == 1);
+  CHECK(stack >= kStack);
+}
+
+TEST_CASE("try_join_until leaves a thread that still runs joinable, and joins one whose body returned",
+          "[loop][platform]") {
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  detail::SystemThread thread([release] { eventually([&] { return release->load(); }); });
+  CHECK_FALSE(thread.try_join_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(1)));
+  CHECK(thread.joinable());
+  release->store(true);
+  CHECK(thread.try_join_until(std::chrono::steady_clock::now() + kDeadline));
+  CHECK_FALSE(thread.joinable());
+}
+
+TEST_CASE("a detached SystemThread runs to its end alone", "[loop][platform]") {
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  auto ended = std::make_shared<std::atomic<bool>>(false);
+  detail::SystemThread thread([release, ended] {
+    eventually([&] { return release->load(); });
+    ended->store(true);
+  });
+  thread.detach();
+  CHECK_FALSE(thread.joinable());
+  release->store(true);
+  CHECK(eventually([&] { return ended->load(); }));
+}
+
+TEST_CASE("a SystemThread cannot join itself", "[loop][platform]") {
+  detail::SystemThread thread;
+  std::atomic<bool> started{false};
+  bool refused = false;
+  thread = detail::SystemThread([&] {
+    eventually([&] { return started.load(); });
+    try {
+      thread.join();
+    } catch (const std::system_error& e) {
+      refused = e.code() == std::errc::resource_deadlock_would_occur;
+    }
+  });
+  started.store(true);
+  thread.join();
+  CHECK(refused);
 }

@@ -17,7 +17,6 @@
 
 #include <chrono>
 #include <stdexcept>
-#include <stop_token>
 #include <string>
 #include <utility>
 
@@ -46,24 +45,33 @@ void provoke_cancellations(Catalogue& catalogue) {
   BackgroundLoop loop({.name = "lb-msg-cancel"});
   loop.start();
   auto running = sleeping(loop);
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
   std::stop_source running_source;
   auto running_token = sleeping(loop, {.stop = running_source.get_token()});
   REQUIRE(eventually([&] { return loop.stats().running == 2; }));
-  TaskHandle<void> queued, queued_token;
+  TaskHandle<void> queued_token;
   std::stop_source queued_source;
+#else
+  REQUIRE(eventually([&] { return loop.stats().running == 1; }));
+#endif
+  TaskHandle<void> queued;
   {
     LoopBlocker busy(loop);
     queued = sleeping(loop);
     (void)queued.cancel();
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
     queued_token = sleeping(loop, {.stop = queued_source.get_token()});
     queued_source.request_stop();
+#endif
   }
   (void)running.cancel();
-  running_source.request_stop();
   settled(catalogue, "cancel() before the task started", queued);
   settled(catalogue, "cancel() while it ran", running);
+#if LOOPBRIDGE_HAS_STOP_TOKEN  // std::stop_token (see loopbridge/loop/stop_token.hpp)
+  running_source.request_stop();
   settled(catalogue, "a stop token before the task started", queued_token);
   settled(catalogue, "a stop token while it ran", running_token);
+#endif
 
   auto by_all = sleeping(loop);
   REQUIRE(eventually([&] { return loop.stats().running == 1; }));
