@@ -11,8 +11,8 @@ WorkerPool::WorkerPool(std::size_t max_threads, std::string thread_name, const L
 bool WorkerPool::submit(HandoffCall& job) {
   std::unique_lock lock(mutex_);
   if (stopping_) return false;
+  jobs_.push_back(&job);  // before the reference: a deque may allocate on any push_back
   job.refs().add_ref();
-  jobs_.push_back(&job);
   work_cv_.notify_one();
   // Idle threads already woken still count as idle until they take a job: start one more
   // whenever the queued jobs outnumber them, so no job waits behind another for a thread.
