@@ -412,18 +412,18 @@ std::vector<ExitCall> exit_calls() {
   BackgroundLoop& s = g_static_loop;
   return {
       {"default_loop()", [] { (void)default_loop(); }},
-      {"start() of the static loop", [&s] { s.start(); }},
-      {"run_here() of the static loop", [&s] { (void)s.run_here(); }},
-      {"on_start() of the static loop", [&s] { s.on_start(no_op); }},
-      {"on_stop() of the static loop", [&s] { s.on_stop(no_op); }},
-      {"submit() to the static loop", [&s] { settle(s.submit(one)); }},
-      {"post() to the static loop", [&s] { s.post([] {}); }},
+      {"start() of the static loop", [&] { s.start(); }},
+      {"run_here() of the static loop", [&] { (void)s.run_here(); }},
+      {"on_start() of the static loop", [&] { s.on_start(no_op); }},
+      {"on_stop() of the static loop", [&] { s.on_stop(no_op); }},
+      {"submit() to the static loop", [&] { settle(s.submit(one)); }},
+      {"post() to the static loop", [&] { s.post([] {}); }},
       {"cancel() of a task pending on the static loop", [w] {
          (void)w->static_pending.cancel();
          wait_settled(w->static_pending);
        }},
-      {"cancel_all() on the static loop", [&s] { settle(s.cancel_all()); }},
-      {"run() on the static loop", [&s] { (void)run(s, one, kCallBound); }},
+      {"cancel_all() on the static loop", [&] { settle(s.cancel_all()); }},
+      {"run() on the static loop", [&] { (void)run(s, one, kCallBound); }},
       {"submit() to the default loop", [] { settle(default_loop().submit(one)); }},
       {"post() to the default loop", [] { default_loop().post([] {}); }},
       {"cancel() of a task pending on the default loop", [w] {
@@ -446,8 +446,8 @@ std::vector<ExitCall> exit_calls() {
          delete std::exchange(w->doomed, nullptr);
          if (!w->doomed_pending.ready()) throw Unsettled();
        }},
-      {"request_stop() of the static loop", [&s] { s.request_stop(); }},
-      {"stop() of the static loop", [&s] { (void)s.stop(); }},
+      {"request_stop() of the static loop", [&] { s.request_stop(); }},
+      {"stop() of the static loop", [&] { (void)s.stop(); }},
       {"reset_default_loop()", [] { (void)reset_default_loop(); }},
       {"set_default_loop_factory()", [] {
          set_default_loop_factory([] { return std::make_unique<BackgroundLoop>(LoopOptions{.name = "lb-exit-made"}); });
