@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cctype>
+#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -95,4 +96,17 @@ TEST_CASE("each message loopbridge produces, provoked one by one, says each thin
     INFO(kind);
     CHECK(by_kind[kind] > 0);
   }
+}
+
+TEST_CASE("every message text in loopbridge's sources says each thing once", "[messages]") {
+  // Listed from the sources by message_literals.py: each error's text and each error
+  // handler context, whether or not a test provokes it.
+  std::ifstream list(LOOPBRIDGE_MESSAGE_LITERALS);
+  REQUIRE(list);
+  std::size_t count = 0;
+  for (std::string text; std::getline(list, text); ++count) {
+    INFO(text);
+    CHECK(repeated_phrase(text).empty());
+  }
+  CHECK(count > 50);  // the listing found the messages, not a few stray strings
 }
