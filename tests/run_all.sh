@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run): installs what is missing, then builds and
-# tests each job's configuration in build/ci/<job>, then runs each fuzz harness for 30 s.
+# tests each job's configuration in its preset's own folder (build/<preset>: ctest --preset
+# reads that folder whatever else it is told), then runs each fuzz harness for 30 s.
 # Each job differs from the others in more than one way, so that every supported
 # configuration is covered once and none is built twice:
 #
@@ -106,11 +107,11 @@ for job in "${jobs[@]}"; do
     echo "=== uring: this kernel refuses io_uring; the job runs on epoll, and the io_uring backend is not tested"
     options+=(-DLOOPBRIDGE_IO_URING=OFF)
   fi
-  build="build/ci/${job}"
+  build="build/${preset}"
   started=$SECONDS
   echo "=== ${job}: configure and build (${build})"
-  mkdir -p build/ci
-  if ! cmake --preset "$preset" -B "$build" -DLOOPBRIDGE_ASIO_INCLUDE_DIR= "${options[@]}" > "${build}.configure.log" 2>&1; then
+  mkdir -p build
+  if ! cmake --preset "$preset" -DLOOPBRIDGE_ASIO_INCLUDE_DIR= "${options[@]}" > "${build}.configure.log" 2>&1; then
     cat "${build}.configure.log"
     exit 1
   fi
@@ -120,7 +121,7 @@ for job in "${jobs[@]}"; do
   echo "=== ${job}: test"
   labels=()
   if [[ "$consumers" == no ]]; then labels=(-LE "consumers|compile_checks"); fi
-  ctest --preset "$preset" --test-dir "$build" --timeout 120 "${labels[@]}"
+  ctest --preset "$preset" --timeout 120 "${labels[@]}"
   echo "=== ${job}: built in $((built - started)) s, tested in $((SECONDS - built)) s"
 done
 echo "all jobs passed: ${jobs[*]}"
