@@ -1,13 +1,29 @@
 #include "lifecycle.hpp"
 
 #include <loopbridge/loop/detail/deadline.hpp>
-#include <loopbridge/loop/detail/task_state.hpp>
 
 #include <thread>
 
 namespace loopbridge::detail {
 
 using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// The loop thread usually gets there within microseconds, and a sleeping wake costs tens:
+// look for up to 100 us first. Yielding between looks, not pausing, so that a loop thread
+// that shares this thread's CPU runs meanwhile instead of waiting out the whole spin.
+template <class Done>
+bool briefly_yield_until(Done done) {
+  const Clock::time_point until = Clock::now() + std::chrono::microseconds(100);
+  while (!done()) {
+    if (Clock::now() >= until) return done();
+    std::this_thread::yield();
+  }
+  return true;
+}
+
+}  // namespace
 
 const StopStep kStopSteps[4] = {
     {Phase::stop_hooks,
@@ -38,8 +54,7 @@ void Latches::open(std::atomic<bool>& flag) noexcept {
 }
 
 bool Latches::wait(const std::atomic<bool>& flag, Clock::time_point deadline) {
-  // The loop thread usually gets there within microseconds, and a sleeping wake costs tens.
-  if (spin_until([&] { return flag.load(std::memory_order_acquire); }, std::chrono::microseconds(100))) return true;
+  if (briefly_yield_until([&] { return flag.load(std::memory_order_acquire); })) return true;
   std::unique_lock lock(mutex_);
   return cv_.wait_until(lock, deadline, [&] { return flag.load(std::memory_order_acquire); });
 }
@@ -51,7 +66,7 @@ void Latches::set_start_error(std::exception_ptr error) noexcept {
 
 std::exception_ptr Latches::wait_start_outcome() {
   auto ended = [this] { return started() || finished(); };
-  if (!spin_until(ended, std::chrono::microseconds(100))) {
+  if (!briefly_yield_until(ended)) {
     // No deadline of its own: the loop thread bounds the start with start_timeout.
     std::unique_lock lock(mutex_);
     cv_.wait(lock, ended);
