@@ -139,8 +139,10 @@ BOUNDS = {
         "submission (submit-to-start lag) and the loop thread reads it once more per command "
         "(a command's end is the next one's start within a batch) and records the lag in a "
         "histogram; on these virtual machines `steady_clock::now()` costs 20-50 ns, a large "
-        "part of what a whole post costs Asio. The host also takes three uncontended atomic "
-        "increments (submitted, queued, queue depth) beside the queue's compare-and-swap. A "
+        "part of what a whole post costs Asio. The host also writes two cache lines: the "
+        "queued count, and the queue head with its push count beside it; with producers on "
+        "different CPUs (placed by the OS or spread) both lines move between them on every "
+        "post, where Asio's producers queue on one mutex. A "
         "post's memory goes back from the loop thread to the posting threads through a "
         "recycling stack, which took malloc's cross-thread cost (a third of a profile) out. "
         "Stamping only a sample of the submissions would take the host's clock read out too."),
@@ -187,11 +189,27 @@ BOUNDS = {
     "stop_asio": (
         "Both sides resume every task with an exception thrown in its frame by Asio's "
         "`use_awaitable`; `co_spawn`'s entry point then rethrows it into its own frame, a "
-        "second throw per task that loopbridge's driver no longer makes (since f0b51c9). The "
-        "throw left is inside Asio and takes more than half of loopbridge's stop, so leaner "
-        "bookkeeping cannot reach 0.3x; tasks that take errors as values "
-        "(`as_tuple(use_awaitable)`, `redirect_error`) throw nothing, and the frames-dropped "
-        "stop throws nothing either."),
+        "second throw per task that loopbridge's driver does not make. What loopbridge adds "
+        "is its bookkeeping per task: the stage change, settling the handle (one shared "
+        "`TaskCancelled`), taking the task out of the in-flight list, the counters, and "
+        "sending the cancels 1,024 at a time with a look at the clock in between (so that the "
+        "stop's deadlines hold at any backlog)."),
+    "stop_asio_tuple": (
+        "Without exceptions the stop is bookkeeping on both sides, and loopbridge's per-task "
+        "bookkeeping (see the throwing row) is a larger share of it: Asio's row only emits a "
+        "signal per task and waits for its futures."),
+    "stop_asio_drop": (
+        "Both destroy the frames without resuming them; loopbridge also settles each handle "
+        "and takes each task out of its in-flight list, and the frames' destruction is posted "
+        "through each task's executor (see the Tokio row)."),
+    "mem_tokio": (
+        "A Tokio task is one allocation holding its future. A pending loopbridge coroutine task "
+        "holds, besides the frames Asio allocates for the body, its timer wait and its "
+        "cancellation state (the raw Asio row pays those too): its task state, allocated on the "
+        "host (248 B: result, stage, in-flight links, cancellation signal, label, callable), a "
+        "driver coroutine frame (about 240 B) and a 32 B handle. Moving the rarely used fields "
+        "(name, context, stop-token link) out of the state and shrinking the driver frame are "
+        "what is left."),
     "start_stop": (
         "Besides creating and joining the thread, a start and a stop hand over between threads "
         "three more times: `start()` waits for the loop thread to say it runs, the stop command "
@@ -543,10 +561,14 @@ def chart(runs):
     panels = []
 
     def bars(name, rows, columns):
+        """Writes the data file, without the columns this run has no figure for (gnuplot
+        refuses a series with no points); returns how many columns it kept."""
+        kept = [i for i in range(len(columns)) if any(values[i] is not None for _, values in rows)]
         with open(os.path.join(tmp, name), "w") as f:
-            f.write("label " + " ".join(f'"{c}"' for c in columns) + "\n")
+            f.write("label " + " ".join(f'"{columns[i]}"' for i in kept) + "\n")
             for label, values in rows:
-                f.write(f'"{label}" ' + " ".join("NaN" if v is None else f"{v:.6g}" for v in values) + "\n")
+                f.write(f'"{label}" ' + " ".join("NaN" if values[i] is None else f"{values[i]:.6g}" for i in kept) + "\n")
+        return len(kept)
 
     families = [("loopbridge", {"tp_callable": "loopbridge", "tp_coroutine": "loopbridge", "tp_post": "loopbridge"}),
                 ("raw Asio", {"tp_callable": "asio_post_promise", "tp_coroutine": "asio_co_spawn",
@@ -572,8 +594,7 @@ def chart(runs):
                             for _, fam in families])
             for m in ("tp_callable", "tp_coroutine", "tp_post")]
     if any(v for _, vs in rows for v in vs):
-        bars("tp.dat", rows, [f for f, _ in families])
-        panels.append(("tp.dat", len(families), "throughput, 1 host thread (ops/s)", True))
+        panels.append(("tp.dat", bars("tp.dat", rows, [f for f, _ in families]), "throughput, 1 host thread (ops/s)", True))
 
     rt_fams = [("loopbridge", {"rt_callable": "loopbridge", "rt_coroutine": "loopbridge"}),
                ("raw Asio", {"rt_callable": "asio_post_promise", "rt_coroutine": "asio_co_spawn"}),
@@ -596,8 +617,7 @@ def chart(runs):
                 name != "floors" or place == "cross_cpu") else None)
         rows.append((label, cells))
     if any(v for _, vs in rows for v in vs):
-        bars("rt.dat", rows, [f if f != "floors" else "spinning floor" for f, _ in rt_fams])
-        panels.append(("rt.dat", len(rt_fams), "round trip p50 (us)", True))
+        panels.append(("rt.dat", bars("rt.dat", rows, [f if f != "floors" else "spinning floor" for f, _ in rt_fams]), "round trip p50 (us)", True))
 
     threads = sorted({r["threads"] for r in scale["records"] if r["metric"] == "tp_coroutine" and r["threads"]})
     if len(threads) > 1:
@@ -605,8 +625,7 @@ def chart(runs):
                   "uvloop_run_coroutine"]
         rows = [(str(t), [value(scale, "tp_coroutine", s, threads=t, placement="pinned") for s in series])
                 for t in threads]
-        bars("threads.dat", rows, series)
-        panels.append(("threads.dat", len(series),
+        panels.append(("threads.dat", bars("threads.dat", rows, series),
                        f"coroutines + futures vs host threads (ops/s), {scale['tag']}", False))
 
     pool_runs = [r for r in runs if any(x["metric"] == "pool_coroutine" for x in r["records"])]
@@ -618,8 +637,7 @@ def chart(runs):
         series = ["loopbridge_pool", "asio_pool_co_spawn", "tokio_mt_oneshot"]
         rows = [(str(n), [value(prun, "pool_coroutine", s, threads=top, loops=n, placement="pinned")
                           for s in series]) for n in loops]
-        bars("pool.dat", rows, series)
-        panels.append(("pool.dat", len(series),
+        panels.append(("pool.dat", bars("pool.dat", rows, series),
                        f"pool of N loops, {top} host threads, coroutines (ops/s), {prun['tag']}", False))
 
     script = ["set terminal pngcairo noenhanced size 1400,1000 font 'Sans,9'", f"set output '{CHART}'",
