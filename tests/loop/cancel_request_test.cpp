@@ -3,6 +3,7 @@
 
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -16,29 +17,12 @@ namespace asio = boost::asio;
 using namespace loopbridge;
 using namespace loopbridge::test;
 
-namespace {
-
-// Waits on a long timer; counts its start, and a wait that ended with operation_aborted.
-asio::awaitable<int> waits_an_hour(std::atomic<int>* aborted_waits, std::atomic<int>* started = nullptr) {
-  if (started) ++*started;
-  asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
-  try {
-    co_await timer.async_wait(asio::use_awaitable);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted) ++*aborted_waits;
-    throw;
-  }
-  co_return 0;
-}
-
-}  // namespace
-
 TEST_CASE("a cancel_and_wait refused for its arguments or its thread cancels nothing", "[loop][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel-no"});
   loop.start();
   std::atomic<int> aborted{0};
   std::atomic<int> started{0};
-  auto task = loop.submit([&] { return waits_an_hour(&aborted, &started); });
+  auto task = loop.submit([&] { return sleep_an_hour(&aborted, &started); });
   REQUIRE(eventually([&] { return started.load() == 1; }));
   CHECK_THROWS_AS(task.cancel_and_wait(-1s), InvalidArgument);
   auto from_loop = loop.submit([&] {
@@ -90,7 +74,7 @@ TEST_CASE("cancel_and_wait with a NaN timeout is refused before cancelling", "[l
   BackgroundLoop loop({.name = "lb-cancel-nan"});
   loop.start();
   std::atomic<int> aborted{0};
-  auto task = loop.submit([&] { return waits_an_hour(&aborted); });
+  auto task = loop.submit([&] { return sleep_an_hour(&aborted); });
   CHECK_THROWS_AS(task.cancel_and_wait(std::chrono::duration<double>(std::numeric_limits<double>::quiet_NaN())),
                   InvalidArgument);
   CHECK_FALSE(task.ready());

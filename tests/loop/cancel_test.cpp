@@ -3,6 +3,7 @@
 
 #include <loopbridge/loop/background_loop.hpp>
 
+#include "support/coro.hpp"
 #include "support/deadline.hpp"
 
 #include <boost/asio/redirect_error.hpp>
@@ -19,30 +20,13 @@ namespace asio = boost::asio;
 using namespace loopbridge;
 using namespace loopbridge::test;
 
-namespace {
-
-// Sleeps on a long timer; records how the timer ended.
-asio::awaitable<int> sleep_long(std::atomic<int>* aborted_waits, std::atomic<int>* started = nullptr) {
-  if (started) ++*started;
-  asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::hours(1));
-  try {
-    co_await timer.async_wait(asio::use_awaitable);
-  } catch (const boost::system::system_error& e) {
-    if (e.code() == asio::error::operation_aborted) ++*aborted_waits;
-    throw;
-  }
-  co_return 0;
-}
-
-}  // namespace
-
 TEST_CASE("cancel reaches a running coroutine as operation_aborted and get throws TaskCancelled",
           "[loop][cancel]") {
   BackgroundLoop loop({.name = "lb-cancel"});
   loop.start();
   std::atomic<int> aborted{0};
   std::atomic<int> started{0};
-  auto task = loop.submit([&] { return sleep_long(&aborted, &started); });
+  auto task = loop.submit([&] { return sleep_an_hour(&aborted, &started); });
   REQUIRE(eventually([&] { return started.load() == 1; }));
   CHECK(task.cancel());
   require_settles(task);
@@ -142,7 +126,7 @@ TEST_CASE("a cancel racing the submission loses no future 1000 times over", "[lo
     }
   }
   CHECK(values + cancelled == 1000);
-  auto slow = loop.submit([&] { return sleep_long(&aborted); });
+  auto slow = loop.submit([&] { return sleep_an_hour(&aborted); });
   slow.cancel();
   require_settles(slow);
   CHECK_THROWS_AS(slow.get(), TaskCancelled);
@@ -196,7 +180,7 @@ TEST_CASE("cancel_all cancels every in-flight task and settles with their number
   std::atomic<int> aborted{0};
   std::atomic<int> started{0};
   std::vector<TaskHandle<int>> tasks;
-  for (int i = 0; i < 20; ++i) tasks.push_back(loop.submit([&] { return sleep_long(&aborted, &started); }));
+  for (int i = 0; i < 20; ++i) tasks.push_back(loop.submit([&] { return sleep_an_hour(&aborted, &started); }));
   REQUIRE(eventually([&] { return started.load() == 20; }));
 
   // Host threads blocked in get() are released by cancel_all.

@@ -7,6 +7,7 @@
 #include "platform/platform.hpp"
 
 #include "support/deadline.hpp"
+#include "support/threads.hpp"
 
 #include <pthread.h>
 #include <sched.h>
@@ -45,17 +46,6 @@ bool ends_within(std::chrono::milliseconds deadline, Body body) {
     thread.detach();
   }
   return in_time;
-}
-
-std::vector<unsigned> platform_test_cpus_of_this_thread() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  ::sched_getaffinity(0, sizeof set, &set);
-  std::vector<unsigned> cpus;
-  for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-  }
-  return cpus;
 }
 
 struct SharedWord {
@@ -142,7 +132,7 @@ TEST_CASE("the CPU counts are at least one, and the usable CPUs are among the pr
   if (platform_info().portable_fallbacks) {
     CHECK(usable == std::max(1u, std::thread::hardware_concurrency()));
   } else {
-    CHECK(usable <= platform_test_cpus_of_this_thread().size());
+    CHECK(usable <= cpus_of_this_thread().size());
   }
 }
 
@@ -166,9 +156,9 @@ TEST_CASE("pin_this_thread pins where the system can, and otherwise leaves the t
   std::vector<unsigned> before;
   std::vector<unsigned> after;
   std::thread([&] {
-    before = platform_test_cpus_of_this_thread();
+    before = cpus_of_this_thread();
     detail::pin_this_thread({before.back()});
-    after = platform_test_cpus_of_this_thread();
+    after = cpus_of_this_thread();
   }).join();
   if (platform_info().cpu_pinning.empty()) {
     CHECK(after == before);

@@ -2,6 +2,7 @@
 #include <loopbridge/loop/platform.hpp>
 
 #include "support/deadline.hpp"
+#include "support/threads.hpp"
 #include "support/line_server.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -28,17 +29,6 @@ namespace {
 struct SetupFailed : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
-
-std::vector<unsigned> cpus_of_this_thread() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  ::sched_getaffinity(0, sizeof set, &set);
-  std::vector<unsigned> cpus;
-  for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-  }
-  return cpus;
-}
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 
 #include "support/deadline.hpp"
 
+#include <sched.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -13,8 +14,21 @@
 #include <atomic>
 #include <fstream>
 #include <string>
+#include <vector>
 
 namespace loopbridge::test {
+
+/// The CPUs the calling thread may run on.
+inline std::vector<unsigned> cpus_of_this_thread() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ::sched_getaffinity(0, sizeof set, &set);
+  std::vector<unsigned> cpus;
+  for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+  }
+  return cpus;
+}
 
 /// The calling thread's kernel id.
 inline pid_t this_thread_tid() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
