@@ -17,13 +17,13 @@ LoopCore& core(const LoopHandle& handle) { return LoopCore::of(detail::LoopAcces
 }  // namespace
 
 TaskHandle<std::size_t> LoopHandle::cancel_all() const {
-  return TaskHandle<std::size_t>(core(*this).cancel_all(), core_, detail::spin_before_sleep(*core_));
+  return TaskHandle<std::size_t>(core(*this).cancel_all(), core_);
 }
 
 LoopHandle::executor_type LoopHandle::get_executor() const { return core(*this).executor(); }
 
 TaskHandle<std::vector<TaskInfo>> LoopHandle::in_flight() const {
-  return TaskHandle<std::vector<TaskInfo>>(core(*this).query_in_flight(), core_, detail::spin_before_sleep(*core_));
+  return TaskHandle<std::vector<TaskInfo>>(core(*this).query_in_flight(), core_);
 }
 
 LoopStats LoopHandle::stats() const { return core(*this).stats(); }

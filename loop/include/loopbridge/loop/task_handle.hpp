@@ -65,7 +65,7 @@ public:
   TaskHandle() noexcept = default;
   /// Takes over `other`'s task; `other` becomes empty.
   TaskHandle(TaskHandle&& other) noexcept
-      : state_(std::move(other.state_)), loop_(std::move(other.loop_)), spin_(other.spin_), taken_(other.taken_) {}
+      : state_(std::move(other.state_)), loop_(std::move(other.loop_)), taken_(other.taken_) {}
   /// Takes over `other`'s task (this handle's own task, if any, goes on running, as on
   /// destruction).
   TaskHandle& operator=(TaskHandle&& other) noexcept {
@@ -73,7 +73,6 @@ public:
       drop_unread();
       state_ = std::move(other.state_);
       loop_ = std::move(other.loop_);
-      spin_ = other.spin_;
       taken_ = other.taken_;
     }
     return *this;
@@ -96,7 +95,7 @@ public:
   /// fork() child for a task of a loop its parent started (that loop's thread is not here).
   void wait() const {
     check_may_wait();
-    checked().wait(spin_);
+    checked().wait(spin());
   }
 
   /// Blocks until the task settles or `timeout` passes; never cancels anything. A timeout
@@ -106,8 +105,8 @@ public:
   std::future_status wait_for(std::chrono::duration<Rep, Period> timeout) const {
     if (timeout < std::chrono::duration<Rep, Period>::zero()) throw InvalidArgument("the wait_for() timeout must not be negative");
     check_may_wait();
-    return checked().wait_until(detail::deadline_after(timeout), spin_) ? std::future_status::ready
-                                                                        : std::future_status::timeout;
+    return checked().wait_until(detail::deadline_after(timeout), spin()) ? std::future_status::ready
+                                                                         : std::future_status::timeout;
   }
 
   /// Blocks until the task settles or `deadline` passes; never cancels anything. Any clock
@@ -250,11 +249,10 @@ public:
     }
   }
 
-  /// Internal: wraps a task's state; `loop` is kept alive for cancel(); waits spin for up to
-  /// `spin` before sleeping (LoopOptions::spin_before_sleep).
-  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::Engine> loop,
-             std::chrono::nanoseconds spin) noexcept
-      : state_(std::move(state)), loop_(std::move(loop)), spin_(spin) {}
+  /// Internal: wraps a task's state; `loop` is kept alive for cancel(), and its
+  /// LoopOptions::spin_before_sleep says how long waits spin before sleeping.
+  TaskHandle(detail::Ref<detail::TypedState<T>> state, detail::Ref<detail::Engine> loop) noexcept
+      : state_(std::move(state)), loop_(std::move(loop)) {}
 
 private:
   friend struct detail::HandleAccess;
@@ -348,9 +346,12 @@ private:
     if (state_ && !taken_) state_->handle_dropped();
   }
 
+  // Read from the loop at each wait rather than kept here: every handle a host holds while
+  // its task is pending costs its size.
+  std::chrono::nanoseconds spin() const noexcept { return detail::spin_before_sleep(*loop_); }
+
   detail::Ref<detail::TypedState<T>> state_;
   detail::Ref<detail::Engine> loop_;
-  std::chrono::nanoseconds spin_{0};
   bool taken_ = false;
 };
 
