@@ -21,7 +21,7 @@ struct ContextStorage {
 constinit thread_local ContextStorage t_context_storage{};
 constinit thread_local bool t_context_made = false;
 constinit thread_local bool t_context_released = false;
-constinit thread_local ContextPtr* t_task_context = nullptr;
+constinit thread_local TaskBase* t_task = nullptr;  // the task whose work runs now
 
 ContextPtr& context_slot() noexcept;
 
@@ -45,6 +45,15 @@ ContextPtr& context_slot() noexcept {
   return *std::launder(reinterpret_cast<ContextPtr*>(t_context_storage.bytes));
 }
 
+void set_task_context(TaskBase& task, const ContextPtr& data) noexcept {
+  try {
+    task.set_context(data);
+  } catch (...) {
+    // Out of memory for the task's block of extras: the scope holds on this thread but does
+    // not follow the task across a co_await.
+  }
+}
+
 }  // namespace
 
 const std::shared_ptr<const ContextData>& this_thread_context() noexcept { return context_slot(); }
@@ -54,14 +63,17 @@ std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<
   return data;
 }
 
-std::shared_ptr<const ContextData>* exchange_this_thread_task_context(
-    std::shared_ptr<const ContextData>* task_context) noexcept {
-  return std::exchange(t_task_context, task_context);
+TaskContextInstall::TaskContextInstall(TaskBase& task) noexcept
+    : outer_(exchange_this_thread_context(task.context())), outer_task_(std::exchange(t_task, &task)) {}
+
+TaskContextInstall::~TaskContextInstall() {
+  t_task = outer_task_;
+  exchange_this_thread_context(std::move(outer_));
 }
 
 ScopeUndo enter_context_scope(std::shared_ptr<const ContextData> data) noexcept {
-  ScopeUndo undo{nullptr, t_task_context, data.get()};
-  if (t_task_context != nullptr) *t_task_context = data;
+  ScopeUndo undo{nullptr, t_task, data.get()};
+  if (t_task != nullptr) set_task_context(*t_task, data);
   undo.previous = exchange_this_thread_context(std::move(data));
   return undo;
 }
@@ -69,11 +81,9 @@ ScopeUndo enter_context_scope(std::shared_ptr<const ContextData> data) noexcept 
 void leave_context_scope(ScopeUndo undo) noexcept {
   // Only where the scope began: elsewhere (a frame destroyed by a stop, outside any work of
   // its task) the task may be gone, and the thread's context is not the scope's to undo.
-  if (t_task_context != undo.task_context) return;
+  if (t_task != undo.task) return;
   // A later scope that is still open (ended out of order) keeps its own value.
-  if (undo.task_context != nullptr && undo.task_context->get() == undo.installed) {
-    *undo.task_context = undo.previous;
-  }
+  if (undo.task != nullptr && undo.task->context().get() == undo.installed) set_task_context(*undo.task, undo.previous);
   exchange_this_thread_context(std::move(undo.previous));
 }
 
@@ -82,7 +92,7 @@ void leave_context_scope(ScopeUndo undo) noexcept {
 boost::asio::awaitable<Context> this_task_context() {
   auto executor = co_await boost::asio::this_coro::executor;
   detail::TaskBase* task = detail::task_of(executor);
-  co_return task ? Context(task->context) : Context();
+  co_return task ? Context(task->context()) : Context();
 }
 
 }  // namespace loopbridge

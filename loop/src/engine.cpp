@@ -55,7 +55,7 @@ void unregister_wait(Engine& engine, PendingWait& wait) noexcept { LoopCore::of(
 bool offload(HandoffCall& job) { return this_thread_core()->workers().submit(job); }
 
 bool post_to_host(TaskBase& task, HandoffCall& call) {
-  call.context = task.context;
+  call.context = task.context();
   call.owner = &task.engine();
   return static_cast<HostWaiter&>(*task.host_waiter).post(call);
 }

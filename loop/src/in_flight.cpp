@@ -58,7 +58,7 @@ void InFlight::settle_groups() noexcept {
 
 TaskInfo InFlight::describe(const TaskBase& task, std::chrono::steady_clock::time_point now) {
   TaskInfo info;
-  info.name = task.label.name;
+  info.name = task.label.name.view();
   info.where = task.label.where;
   info.age = std::chrono::duration_cast<std::chrono::nanoseconds>(now - task.label.submitted_at);
   info.phase = task.stage() == TaskStage::cancel_delivered ? TaskPhase::cancelling : TaskPhase::running;

@@ -98,12 +98,13 @@ struct CoroutineEnded {
 
 }  // namespace
 
-void launch(TaskCoroutine coroutine, TaskBase& task) {
+void launch(TaskCoroutine coroutine, TaskBase& task, BodyFrame* body) {
   boost::asio::any_io_executor executor = LaunchExecutor(LoopCore::of(task).executor(), &task);
   try {
 #if LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
-    start_coroutine_thread(std::move(coroutine), executor, task.cancel_signal.slot());
+    start_coroutine_thread(std::move(coroutine), executor, task.cancel_signal.slot(), body);
 #else
+    (void)body;  // null on this path
     boost::asio::co_spawn(executor, std::move(coroutine),
                           boost::asio::bind_cancellation_slot(task.cancel_signal.slot(),
                                                               CoroutineEnded{&task, Ref<StateBase>::share(&task.state())}));
@@ -129,7 +130,7 @@ void run_stretch(TaskBase& task, void (*resume)(void*), void* context) noexcept 
   // it the coroutine's frames.
   if (is_given_up(task.stage()) && core.owns_io()) return;
   RunScope scope(core.reporting(), core.drain(), task.label);
-  TaskContextInstall install(task.context);
+  TaskContextInstall install(task);
   try {
     resume(context);
   } catch (...) {

@@ -87,7 +87,7 @@ void Reporting::stall(const TaskLabel& label, std::chrono::nanoseconds duration)
   counters_.stalled();
   drain_.batch_clock_moved();
   try {
-    StallReport report{options_.name, label.name.empty() ? "(unnamed)" : label.name, label.where, duration};
+    StallReport report{options_.name, label.name.empty() ? "(unnamed)" : std::string(label.name.view()), label.where, duration};
     if (options_.stall_handler) {
       options_.stall_handler(report);
       return;

@@ -107,9 +107,17 @@ void TaskBase::wait_for_canceller() const noexcept {
   while (cancel_in_progress()) std::this_thread::yield();
 }
 
+void TaskBase::keep_escaped_error(std::exception_ptr error) noexcept {
+  try {
+    extras().escaped_error = std::move(error);
+  } catch (...) {
+    // Out of memory: the task settles with TaskAbandoned instead (the error was reported).
+  }
+}
+
 #if LOOPBRIDGE_HAS_STOP_TOKEN
 void TaskBase::link_stop_token(std::stop_token token) {
-  if (token.stop_possible()) stop_link_ = std::make_unique<std::stop_callback<CancelOnStop>>(std::move(token), CancelOnStop{this});
+  if (token.stop_possible()) extras().stop_link.emplace(std::move(token), CancelOnStop{this});
 }
 #endif
 
@@ -202,7 +210,7 @@ void LoopCore::start_task(TaskBase& task) noexcept {
   if (task.coroutine && !hook) in_flight_.link(task);
   RunScope scope(reporting_, drain_, task.label, RunScope::Kind::command);
   if (!hook) counters_.record_lag(scope.started() - task.label.submitted_at);
-  TaskContextInstall context(task.context);
+  TaskContextInstall context(task);
   task.run();
 }
 
@@ -331,7 +339,7 @@ void LoopCore::clear_slots() noexcept {
 }
 
 void LoopCore::escaped_task_stretch(TaskBase& task, std::exception_ptr error) noexcept {
-  if (!is_final(task.stage()) && !task.escaped_error) task.escaped_error = error;
+  if (!is_final(task.stage()) && !task.escaped_error()) task.keep_escaped_error(error);
   report_error(std::move(error), "a task's coroutine (the task fails with this exception)");
 }
 

@@ -43,7 +43,7 @@ struct RefusedByStoppedLoop {
 template <class R>
 boost::asio::awaitable<R> await_offload(Ref<TypedState<R>> result, HandoffCall& job, OnCancel on_cancel) {
   auto executor = co_await boost::asio::this_coro::executor;
-  if (TaskBase* task = task_of(executor)) job.context = task->context;
+  if (TaskBase* task = task_of(executor)) job.context = task->context();
   if (!offload(job)) throw LoopStopped("to_thread(): the loop's worker threads have stopped");
   auto wait = await_result<R>(std::move(result), on_cancel);
   co_return co_await std::move(wait);

@@ -32,17 +32,14 @@ const std::shared_ptr<const ContextData>& this_thread_context() noexcept;
 /// Replaces this thread's current context; returns the previous one.
 std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<const ContextData> data) noexcept;
 
-/// Loop thread: the context of the task whose work runs now (null: none); returns the
-/// previous one.
-std::shared_ptr<const ContextData>* exchange_this_thread_task_context(
-    std::shared_ptr<const ContextData>* task_context) noexcept;
+class TaskBase;
 
 /// What a ContextScope undoes when it ends.
 struct ScopeUndo {
   std::shared_ptr<const ContextData> previous;
   /// The task whose work was running where the scope began (null: none), and what the
   /// scope put there.
-  std::shared_ptr<const ContextData>* task_context = nullptr;
+  TaskBase* task = nullptr;
   const ContextData* installed = nullptr;
 };
 
@@ -51,23 +48,18 @@ struct ScopeUndo {
 ScopeUndo enter_context_scope(std::shared_ptr<const ContextData> data) noexcept;
 void leave_context_scope(ScopeUndo undo) noexcept;
 
-/// Loop thread: installs a task's context for one stretch of its work (and as the one a
-/// ContextScope opened there updates).
+/// Loop thread: installs a task's context for one stretch of its work (and makes the task
+/// the one whose context a ContextScope opened there updates).
 class TaskContextInstall {
 public:
-  explicit TaskContextInstall(std::shared_ptr<const ContextData>& task_context) noexcept
-      : outer_(exchange_this_thread_context(task_context)),
-        outer_task_context_(exchange_this_thread_task_context(&task_context)) {}
-  ~TaskContextInstall() {
-    exchange_this_thread_task_context(outer_task_context_);
-    exchange_this_thread_context(std::move(outer_));
-  }
+  explicit TaskContextInstall(TaskBase& task) noexcept;
+  ~TaskContextInstall();
   TaskContextInstall(const TaskContextInstall&) = delete;
   TaskContextInstall& operator=(const TaskContextInstall&) = delete;
 
 private:
   std::shared_ptr<const ContextData> outer_;
-  std::shared_ptr<const ContextData>* outer_task_context_;
+  TaskBase* outer_task_;
 };
 
 }  // namespace detail

@@ -243,8 +243,7 @@ private:
                           std::forward<Args>(args)...);  // the handle's reference
     task->add_ref();                                     // the queue's
     if (!detail::submit_task(*core_, *task, options)) task->release();
-    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_,
-                              detail::spin_before_sleep(*core_));
+    return TaskHandle<Result>(detail::Ref<detail::TypedState<Result>>(std::move(task)), core_);
   }
 
   /// post() once its slots are sorted out: `fn` bound to `args`.
@@ -265,7 +264,8 @@ private:
       detail::check_started(loop);
       detail::post_call(loop,
                         std::make_unique<detail::PostedCall<Function>>(
-                            detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()},
+                            detail::TaskLabel{detail::TaskName(std::move(options.name)), where,
+                                              std::chrono::steady_clock::now()},
                             std::forward<F>(fn), std::forward<Args>(args)...),
                         options);
     }
@@ -282,8 +282,8 @@ private:
     detail::check_started(loop);
     using Task = detail::Task<task_result_t<F, Args...>, Function>;
     auto task = detail::Ref<Task>::adopt(new Task(loop, kind, std::forward<F>(fn), std::forward<Args>(args)...));
-    task->context = detail::this_thread_context();
-    task->label = detail::TaskLabel{std::move(options.name), where, std::chrono::steady_clock::now()};
+    task->set_context(detail::this_thread_context());
+    task->label = detail::TaskLabel{detail::TaskName(std::move(options.name)), where, std::chrono::steady_clock::now()};
 #if LOOPBRIDGE_HAS_STOP_TOKEN
     task->link_stop_token(std::move(options.stop));
 #endif

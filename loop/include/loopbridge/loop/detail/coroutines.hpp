@@ -60,11 +60,20 @@ using TaskCoroutine =
 /// place after the body where a late cancellation could throw out of io_context::run(). A
 /// template only so that it is compiled where it is used (loopbridge's launch()), not in
 /// every file that includes this one.
+///
+/// With `first`, that frame runs first, above the bottom one, as if the bottom frame had
+/// co_awaited it before its own first line: the bottom frame needs no suspension of its
+/// own (nor the frame space one takes) to run it.
 template <class Executor = boost::asio::any_io_executor>
-void start_coroutine_thread(TaskCoroutine coroutine, const Executor& executor, boost::asio::cancellation_slot slot) {
-  boost::asio::detail::awaitable_handler<Executor, void>(std::move(coroutine), executor, slot,
-                                                         boost::asio::cancellation_state(slot))
-      .launch();
+void start_coroutine_thread(TaskCoroutine coroutine, const Executor& executor, boost::asio::cancellation_slot slot,
+                            boost::asio::detail::awaitable_frame_base<Executor>* first = nullptr) {
+  boost::asio::detail::awaitable_handler<Executor, void> thread(std::move(coroutine), executor, slot,
+                                                                boost::asio::cancellation_state(slot));
+  if (first != nullptr) {
+    thread.entry_point()->attach_thread(&thread);
+    first->push_frame(thread.entry_point());
+  }
+  thread.launch();
 }
 
 #if BOOST_ASIO_VERSION == 102600  // Asio 1.26 (Boost 1.81): the frame layout below is its own
@@ -73,48 +82,50 @@ void start_coroutine_thread(TaskCoroutine coroutine, const Executor& executor, b
 /// Runs a task's body (an Asio awaitable<T>) to its end and hands its outcome over without
 /// rethrowing it. A plain `co_await body` rethrows the body's exception into the awaiting
 /// frame: a second throw for every task that fails, and a stop that cancels thousands of
-/// tasks spends most of its time in the unwinder.
+/// tasks spends most of its time in the unwinder. The body's frame is started above the
+/// driver's (start_coroutine_thread's `first`); the driver runs once the body has ended.
 template <class T>
-class BodyRun {
-public:
+struct BodyRun {
   using Executor = boost::asio::any_io_executor;
+  using Body = boost::asio::awaitable<T, Executor>;
   using Frame = boost::asio::detail::awaitable_frame<T, Executor>;
   using FrameBase = boost::asio::detail::awaitable_frame_base<Executor>;
 
-  explicit BodyRun(boost::asio::awaitable<T, Executor>& body) noexcept : frame_(frame_of(body)) {}
-
-  /// `co_await` it from the task's driver frame: pushes the body onto the coroutine thread
-  /// as `co_await body` would; the driver resumes when the body has ended.
-  auto start() const noexcept {
-    return [frame = frame_](FrameBase* caller) -> boost::asio::detail::awaitable_thread<Executor>* {
-      frame->push_frame(caller);
-      return nullptr;
-    };
+  static Frame* frame_of(Body& body) noexcept {
+    // awaitable<T> holds its frame pointer and nothing else, so the object and that pointer
+    // are pointer-interconvertible.
+    static_assert(std::is_standard_layout_v<Body> && sizeof(Body) == sizeof(Frame*));
+    return *reinterpret_cast<Frame**>(&body);
   }
 
-  /// After the body ended: its exception, if it threw (taken out of its frame).
-  std::exception_ptr take_exception() noexcept { return PendingException::take(*frame_); }
-
-  /// After the body ended without an exception: its value.
-  T take_value() { return frame_->get(); }
+  /// After the body ended: destroys its frame (the coroutine's parameters with it), then
+  /// gives `task` the body's exception or value.
+  template <class Task>
+  static void complete(Task& task, Body&& ended) noexcept {
+    std::optional<Stored<T>> value;
+    std::exception_ptr error;
+    {
+      Body body = std::move(ended);
+      Frame* frame = frame_of(body);
+      error = std::exchange(frame->*(&PendingException::pending_exception_), nullptr);
+      if constexpr (std::is_void_v<T>) {
+        value.emplace();
+      } else if (!error) {
+        try {
+          value.emplace(frame->get());
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+    }
+    task.complete(std::move(value), std::move(error));
+  }
 
 private:
   // Protected in Asio's frame; read through a derived class's member pointer.
   struct PendingException : FrameBase {
-    static std::exception_ptr take(FrameBase& frame) noexcept {
-      return std::exchange(frame.*(&PendingException::pending_exception_), nullptr);
-    }
+    using FrameBase::pending_exception_;
   };
-
-  static Frame* frame_of(boost::asio::awaitable<T, Executor>& body) noexcept {
-    // awaitable<T> holds its frame pointer and nothing else, so the object and that pointer
-    // are pointer-interconvertible.
-    static_assert(std::is_standard_layout_v<boost::asio::awaitable<T, Executor>> &&
-                  sizeof(boost::asio::awaitable<T, Executor>) == sizeof(Frame*));
-    return *reinterpret_cast<Frame**>(&body);
-  }
-
-  Frame* frame_;
 };
 #endif
 
@@ -125,47 +136,80 @@ using TaskCoroutine = boost::asio::awaitable<void, boost::asio::any_io_executor>
 
 #endif
 
-/// Starts a task's driver coroutine on the calling (loop) thread, with the task's signal as
-/// its cancellation slot; its executor carries the task (see task_of).
-void launch(TaskCoroutine coroutine, TaskBase& task);
+#ifdef LOOPBRIDGE_BODY_WITHOUT_RETHROW
+/// The frame of a task's body, started above its driver's.
+using BodyFrame = boost::asio::detail::awaitable_frame_base<boost::asio::any_io_executor>;
+#else
+using BodyFrame = void;
+#endif
 
-/// The coroutine that drives a Task's body and completes the task with its outcome.
+/// Starts a task's driver coroutine on the calling (loop) thread, with the task's signal as
+/// its cancellation slot; its executor carries the task (see task_of). `body`, if not null,
+/// runs first, above the driver (start_coroutine_thread's `first`).
+void launch(TaskCoroutine coroutine, TaskBase& task, BodyFrame* body);
+
+/// The coroutine that drives a Task's body and completes the task with its outcome. Its
+/// frame stays with every pending task, so it keeps as little as it can across the wait.
 template <class Task>
 class TaskDriver {
 public:
   using T = typename Task::value_type;
 
-  /// Owns a reference to the task until its frame is gone: Asio touches the task's
-  /// cancellation slot until the body has ended.
-  static TaskCoroutine drive(Ref<Task> self) {
-    FrameGuard guard{*self};  // destroyed after the body's frames
-    std::optional<Stored<T>> value;
-    std::exception_ptr error;
-    try {
-      // Built in its own statement: g++ 12 may destroy temporaries of a co_await
-      // full-expression twice.
-      auto body = self->make_body();
+  /// A reference to the task, owned by the driver's frame (as its parameter, so destroyed
+  /// after the body's frames): Asio touches the task's cancellation slot until the body has
+  /// ended. Settles the task if the frame goes before the body ended: Asio gives up a
+  /// coroutine whose awaited operation threw from its initiation, or dropped its handler.
+  class Link {
+  public:
+    explicit Link(Task& task) noexcept : task_(&task) { task.add_ref(); }
+    Link(Link&& other) noexcept : task_(std::exchange(other.task_, nullptr)) {}
+    Link& operator=(Link&&) = delete;
+    ~Link() {
+      if (task_ == nullptr) return;
+      settle_if_abandoned(*task_);
+      task_->release();
+    }
+    Task* operator->() const noexcept { return task_; }
+    Task& operator*() const noexcept { return *task_; }
+
+  private:
+    Task* task_;
+  };
+
+  /// The task's body: what its callable returned.
+  using Body = decltype(std::declval<Task&>().make_body());
+
+  /// Starts `body` for `task` on the calling (loop) thread.
+  static void start(Task& task, Body body) {
 #ifdef LOOPBRIDGE_BODY_WITHOUT_RETHROW
-      // Unlike `co_await body`, this skips Asio's throw-if-cancelled check: nothing can have
-      // cancelled the task yet (its launch runs the driver up to here synchronously).
-      BodyRun<T> run(body);
-      auto start = run.start();
-      co_await std::move(start);
-      error = run.take_exception();
-      if constexpr (!std::is_void_v<T>) {
-        if (!error) value.emplace(run.take_value());
-      }
+    BodyFrame* first = BodyRun<T>::frame_of(body);
 #else
+    BodyFrame* first = nullptr;
+#endif
+    launch(drive(Link(task), std::move(body)), task, first);
+  }
+
+private:
+  static TaskCoroutine drive(Link task, Body body) {
+#ifdef LOOPBRIDGE_BODY_WITHOUT_RETHROW
+    // Resumed once the body, started above this frame, has ended. Unlike `co_await body`,
+    // nothing rethrows its exception, and there is no throw-if-cancelled check (nothing can
+    // have cancelled the task before its body started).
+    BodyRun<T>::complete(*task, std::move(body));
+    co_return;
+#else
+    try {
+      // Asio destroys the body's frame before this co_await returns.
       if constexpr (std::is_void_v<T>) {
         co_await std::move(body);
+        task->complete(Stored<T>{}, nullptr);
       } else {
-        value.emplace(co_await std::move(body));
+        auto value = co_await std::move(body);
+        task->complete(std::optional<Stored<T>>(std::move(value)), nullptr);
       }
-#endif
     } catch (...) {
-      error = std::current_exception();
+      task->complete(std::nullopt, std::current_exception());
     }
-    self->complete(std::move(value), std::move(error));
 #if !LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
     // Settled: no cancel is delivered from here on. One that landed in the body's last
     // stretch must not reach co_spawn's final post, which would throw it out of
@@ -173,35 +217,30 @@ public:
     auto forget_cancel = boost::asio::this_coro::reset_cancellation_state();
     co_await forget_cancel;
 #endif
+#endif
   }
 
-private:
-  /// Settles the task if its frame is destroyed before the body ended: Asio gives up a
-  /// coroutine whose awaited operation threw from its initiation, or dropped its handler.
-  struct FrameGuard {
-    Task& task;
-    ~FrameGuard() {
-      if (!is_final(task.stage())) {
-        std::exception_ptr error = task.escaped_error;
-        if (!error) {
-          error = std::make_exception_ptr(TaskAbandoned(
-              "the task's coroutine was destroyed before it finished: an operation it awaited dropped its handler"));
-        }
-        task.complete(std::nullopt, std::move(error));
+  static void settle_if_abandoned(Task& task) noexcept {
+    if (!is_final(task.stage())) {
+      std::exception_ptr error = task.escaped_error();
+      if (!error) {
+        error = std::make_exception_ptr(TaskAbandoned(
+            "the task's coroutine was destroyed before it finished: an operation it awaited dropped its handler"));
       }
-#if LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
-      // Asio is done with the slot once the body's frames are gone. Freeing the cancellation
-      // state it keeps there now, on the thread that made it, lets Asio recycle the block for
-      // the next task; left to the task's destructor, it would be freed on whichever thread
-      // drops the task last. Not after a cancel (the task may have ended inside that
-      // cancel's emit, which still runs the state), nor when the stop gave the task up. (On
-      // the public path the slot holds co_spawn's own handler, which its coroutine thread
-      // uses until the end: it goes with the task.)
-      const TaskStage stage = task.stage();
-      if (stage == TaskStage::completed || stage == TaskStage::failed) task.cancel_signal.slot().clear();
-#endif
+      task.complete(std::nullopt, std::move(error));
     }
-  };
+#if LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
+    // Asio is done with the slot once the body's frames are gone. Freeing the cancellation
+    // state it keeps there now, on the thread that made it, lets Asio recycle the block for
+    // the next task; left to the task's destructor, it would be freed on whichever thread
+    // drops the task last. Not after a cancel (the task may have ended inside that cancel's
+    // emit, which still runs the state), nor when the stop gave the task up. (On the public
+    // path the slot holds co_spawn's own handler, which its coroutine thread uses until the
+    // end: it goes with the task.)
+    const TaskStage stage = task.stage();
+    if (stage == TaskStage::completed || stage == TaskStage::failed) task.cancel_signal.slot().clear();
+#endif
+  }
 };
 
 }  // namespace loopbridge::detail

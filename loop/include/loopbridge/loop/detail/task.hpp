@@ -28,9 +28,25 @@ namespace loopbridge::detail {
 
 enum class TaskKind : std::uint8_t { task, detached, hook };
 
+/// A submission's name (SubmitOptions::name): one pointer, null for the many submissions
+/// that have none.
+class TaskName {
+public:
+  TaskName() noexcept = default;
+  explicit TaskName(std::string name)
+      : text_(name.empty() ? nullptr : std::make_unique<const std::string>(std::move(name))) {}
+
+  bool empty() const noexcept { return text_ == nullptr; }
+  /// The name; empty if it has none.
+  std::string_view view() const noexcept { return text_ ? std::string_view(*text_) : std::string_view(); }
+
+private:
+  std::unique_ptr<const std::string> text_;
+};
+
 /// What identifies a submission in stats, stall reports and the in-flight list.
 struct TaskLabel {
-  std::string name;
+  TaskName name;
   source_location where;
   std::chrono::steady_clock::time_point submitted_at;
 };
@@ -55,7 +71,7 @@ public:
   /// `engine` must outlive the task's time on the loop; afterwards only a caller that keeps
   /// it alive (a TaskHandle) may use it (to cancel).
   TaskBase(Engine& engine, TaskKind kind, bool is_coroutine) noexcept
-      : coroutine(is_coroutine), engine_(engine), kind_(kind) {}
+      : coroutine(is_coroutine), kind_(kind), engine_(engine) {}
 
   void execute(Engine& engine) noexcept override;
   void discard(Engine& engine) noexcept override;
@@ -94,7 +110,7 @@ public:
   /// task before it started) and detaches the task from its stop token.
   void drop_function() noexcept {
 #if LOOPBRIDGE_HAS_STOP_TOKEN
-    stop_link_.reset();
+    if (extras_) extras_->stop_link.reset();
 #endif
     drop_callable();
   }
@@ -109,10 +125,36 @@ public:
   CancelCause cancel_cause() const noexcept { return cancel_cause_.load(std::memory_order_relaxed); }
   void set_cancel_cause(CancelCause cause) noexcept { cancel_cause_.store(cause, std::memory_order_relaxed); }
 
+  /// The context its work runs with: captured from the submitting thread, then what a
+  /// ContextScope inside its coroutine installs (null: empty).
+  std::shared_ptr<const ContextData> context() const noexcept {
+    return extras_ ? extras_->context : std::shared_ptr<const ContextData>();
+  }
+  /// Before the task is queued, or on the loop thread inside its work. Throws only
+  /// std::bad_alloc (never for an empty context on a task that has none).
+  void set_context(std::shared_ptr<const ContextData> context) {
+    if (context || extras_) extras().context = std::move(context);
+  }
+  /// Loop thread: what escaped a stretch of its coroutine (escaped_task_stretch), kept
+  /// unless memory ran out; null if nothing did.
+  std::exception_ptr escaped_error() const noexcept { return extras_ ? extras_->escaped_error : nullptr; }
+  void keep_escaped_error(std::exception_ptr error) noexcept;
+
   /// Coroutines are tracked in flight; callables run to their end inside one command.
   const bool coroutine;
-  /// Captured from the submitting thread (set before the task is queued).
-  std::shared_ptr<const ContextData> context;
+
+protected:
+  /// Task: whether its stored callable is still there (kept here, in the bytes beside the
+  /// other flags, rather than beside the callable).
+  bool callable_alive_ = false;
+
+private:
+  const TaskKind kind_;
+  std::atomic<TaskStage> stage_{TaskStage::queued};
+  // Written by the thread that moves the task into a cancel stage, read when it settles.
+  std::atomic<CancelCause> cancel_cause_{CancelCause::cancel};
+
+public:
   TaskLabel label;
   /// The host thread that submitted this task, for call_host (set when it is queued; empty
   /// when a loop thread submitted it).
@@ -126,8 +168,6 @@ public:
   TaskBase* prev_in_flight = nullptr;
   TaskBase* next_in_flight = nullptr;
   std::uint64_t start_seq = 0;
-  /// What escaped a stretch of its coroutine (escaped_task_stretch).
-  std::exception_ptr escaped_error;
   boost::asio::cancellation_signal cancel_signal;
 
 protected:
@@ -143,16 +183,24 @@ private:
   };
 #endif
 
-  Engine& engine_;
-  const TaskKind kind_;
-  std::atomic<TaskStage> stage_{TaskStage::queued};
-  // Written by the thread that moves the task into a cancel stage, read when it settles.
-  std::atomic<CancelCause> cancel_cause_{CancelCause::cancel};
-  // Destroyed (so deregistered) before the task settles: a stop request never reaches a
-  // settled task, nor a loop that has gone.
+  /// What few tasks carry, in a block of its own made the first time one of them is set,
+  /// so that the many tasks without them stay small while they wait.
+  struct Extras {
+    std::shared_ptr<const ContextData> context;
+    std::exception_ptr escaped_error;
 #if LOOPBRIDGE_HAS_STOP_TOKEN
-  std::unique_ptr<std::stop_callback<CancelOnStop>> stop_link_;
+    // Destroyed (so deregistered) before the task settles: a stop request never reaches a
+    // settled task, nor a loop that has gone.
+    std::optional<std::stop_callback<CancelOnStop>> stop_link;
 #endif
+  };
+  Extras& extras() {
+    if (!extras_) extras_ = std::make_unique<Extras>();
+    return *extras_;
+  }
+
+  std::unique_ptr<Extras> extras_;
+  Engine& engine_;
   CancelCommand cancel_command_{*this};
 };
 
@@ -174,20 +222,31 @@ public:
   /// adds its own. F is constructed in place from `parts` (the callable, then the
   /// arguments bound to it).
   template <class... Parts>
-  Task(Engine& engine, TaskKind kind, Parts&&... parts)
-      : TypedState<T>(1), TaskBase(engine, kind, is_coroutine), fn_(std::in_place, std::forward<Parts>(parts)...) {}
+  Task(Engine& engine, TaskKind kind, Parts&&... parts) : TypedState<T>(1), TaskBase(engine, kind, is_coroutine) {
+    ::new (static_cast<void*>(&fn_)) F(std::forward<Parts>(parts)...);
+    callable_alive_ = true;
+  }
+  ~Task() override { drop_callable(); }
 
   void run() noexcept override {
     if constexpr (is_coroutine) {
-      launch(TaskDriver<Task>::drive(Ref<Task>::share(this)), *this);
+      using Driver = TaskDriver<Task>;
+      std::optional<typename Driver::Body> body;
+      try {
+        body.emplace(make_body());
+      } catch (...) {
+        complete(std::nullopt, std::current_exception());
+        return;
+      }
+      Driver::start(*this, std::move(*body));
     } else {
       std::optional<Stored<T>> value;
       std::exception_ptr error;
       try {
         if constexpr (std::is_void_v<T>) {
-          std::invoke(*fn_);
+          std::invoke(fn_);
         } else {
-          value.emplace(std::invoke(*fn_));
+          value.emplace(std::invoke(fn_));
         }
       } catch (...) {
         error = std::current_exception();
@@ -197,13 +256,15 @@ public:
   }
 
   void settle_exception(std::exception_ptr error) noexcept override { this->set_exception(std::move(error)); }
-  void drop_callable() noexcept override { fn_.reset(); }
+  void drop_callable() noexcept override {
+    if (std::exchange(callable_alive_, false)) fn_.~F();
+  }
   StateBase& state() noexcept override { return *this; }
   bool request_cancel(CancelCause cause) noexcept override { return request_cancel_any_thread(cause); }
   bool left_running_by_stop() const noexcept override { return is_given_up(stage()); }
 
   /// The coroutine's body (coroutine tasks): what the callable returns.
-  auto make_body() { return std::invoke(*fn_); }
+  auto make_body() { return std::invoke(fn_); }
 
   // The callable's captures are destroyed on the loop thread before the result is published,
   // so a host that sees the result also sees them gone.
@@ -240,7 +301,10 @@ protected:
   }
 
 private:
-  std::optional<F> fn_;
+  // Alive while callable_alive_ (a union member, so that it needs no flag of its own).
+  union {
+    F fn_;
+  };
 };
 
 /// A posted plain callable, without its type: nobody waits on it and it runs to its end
