@@ -104,7 +104,7 @@ public:
         detail::task_misuse_for<F>(detail::slot_arguments_t<SubmitOptions, A1, A2, A3, A4, A5, A6>{});
     if constexpr (misuse != detail::Misuse::none) {
       detail::refuse<detail::Entry::submit, misuse>();
-      return TaskHandle<detail::Refused>();
+      return TaskHandle<detail::refused_for<F>>();
     } else {
       return detail::with_slots<SubmitOptions>(
           [&](SubmitOptions options, auto&&... args) {
