@@ -228,11 +228,7 @@ private:
 
   bool wait_stopped_until(std::chrono::steady_clock::time_point deadline) const;
 
-  static void check_submit_options(const SubmitOptions& options) {
-    if (options.full_wait && *options.full_wait < std::chrono::nanoseconds::zero()) {
-      throw InvalidArgument("SubmitOptions::full_wait must not be negative");
-    }
-  }
+  static void check_submit_options(const SubmitOptions& options);
 
   /// submit() once its slots are sorted out: `fn` bound to `args`.
   template <class F, class... Args>
