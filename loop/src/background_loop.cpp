@@ -59,6 +59,12 @@ ShutdownReport BackgroundLoop::stop(StopOptions options) {
   return LoopCore::of(detail::LoopAccess::engine(handle_)).stop(options);
 }
 
+// Out of line, like the LoopHandle calls they forward to: defined in the header, they would
+// instantiate the handles' types in every file that includes it.
+TaskHandle<std::size_t> BackgroundLoop::cancel_all() const { return handle_.cancel_all(); }
+TaskHandle<std::vector<TaskInfo>> BackgroundLoop::in_flight() const { return handle_.in_flight(); }
+LoopStats BackgroundLoop::stats() const { return handle_.stats(); }
+
 BackgroundLoop* current_loop() noexcept {
   LoopCore* core = detail::this_thread_core();
   return core ? core->owner() : nullptr;

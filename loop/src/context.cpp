@@ -56,6 +56,26 @@ void set_task_context(TaskBase& task, const ContextPtr& data) noexcept {
 
 }  // namespace
 
+const void* find_context_value(const ContextData* data, const void* key) noexcept {
+  if (!data) return nullptr;
+  for (const ContextEntry& entry : *data) {
+    if (entry.key == key) return entry.value.get();
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const ContextData> with_context_value(const ContextData* data, const void* key,
+                                                      std::shared_ptr<const void> value) {
+  auto copy = std::make_shared<ContextData>();
+  if (data) {
+    for (const ContextEntry& entry : *data) {
+      if (entry.key != key) copy->push_back(entry);
+    }
+  }
+  copy->push_back({key, std::move(value)});
+  return copy;
+}
+
 const std::shared_ptr<const ContextData>& this_thread_context() noexcept { return context_slot(); }
 
 std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<const ContextData> data) noexcept {

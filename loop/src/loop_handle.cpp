@@ -20,6 +20,12 @@ TaskHandle<std::size_t> LoopHandle::cancel_all() const {
   return TaskHandle<std::size_t>(core(*this).cancel_all(), core_);
 }
 
+void LoopHandle::check_submit_options(const SubmitOptions& options) {
+  if (options.full_wait && *options.full_wait < std::chrono::nanoseconds::zero()) {
+    throw InvalidArgument("SubmitOptions::full_wait must not be negative");
+  }
+}
+
 LoopHandle::executor_type LoopHandle::get_executor() const { return core(*this).executor(); }
 
 TaskHandle<std::vector<TaskInfo>> LoopHandle::in_flight() const {

@@ -113,6 +113,11 @@ std::size_t LoopPool::cancel_all_until(std::chrono::steady_clock::time_point dea
   return cancelled;
 }
 
+std::size_t LoopPool::cancel_all_and_wait() { return cancel_all_and_wait(std::chrono::seconds(10)); }
+
+LoopHandle LoopPool::loop(std::size_t index) const noexcept { return loops_[index]->handle(); }
+std::size_t LoopPool::size() const noexcept { return loops_.size(); }
+
 LoopHandle LoopPool::next() const noexcept {
   return loop(next_.fetch_add(1, std::memory_order_relaxed) % loops_.size());
 }

@@ -13,10 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <type_traits>
 #include <utility>

@@ -181,13 +181,13 @@ public:
                  std::forward<A4>(a4), std::forward<A5>(a5), std::forward<A6>(a6), where);
   }
   /// As LoopHandle::cancel_all().
-  [[nodiscard]] TaskHandle<std::size_t> cancel_all() const { return handle_.cancel_all(); }
+  [[nodiscard]] TaskHandle<std::size_t> cancel_all() const;
   /// As LoopHandle::get_executor().
   executor_type get_executor() const { return handle_.get_executor(); }
   /// As LoopHandle::in_flight().
-  [[nodiscard]] TaskHandle<std::vector<TaskInfo>> in_flight() const { return handle_.in_flight(); }
+  [[nodiscard]] TaskHandle<std::vector<TaskInfo>> in_flight() const;
   /// As LoopHandle::stats().
-  LoopStats stats() const { return handle_.stats(); }
+  LoopStats stats() const;
   /// As LoopHandle::request_stop().
   void request_stop(StopOptions options = {}) const { handle_.request_stop(options); }
   /// As LoopHandle::wait_stopped().

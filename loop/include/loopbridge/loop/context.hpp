@@ -28,6 +28,13 @@ const void* context_key() noexcept {
 }
 
 /// This thread's current context (null: empty).
+/// The value stored under `key` in `data` (which may be null), or null. Out of line, as
+/// with_context_value(): in the header they would instantiate the vector's code in every file.
+const void* find_context_value(const ContextData* data, const void* key) noexcept;
+/// A copy of `data` (which may be null) with `value` under `key`, replacing an earlier one.
+std::shared_ptr<const ContextData> with_context_value(const ContextData* data, const void* key,
+                                                      std::shared_ptr<const void> value);
+
 const std::shared_ptr<const ContextData>& this_thread_context() noexcept;
 /// Replaces this thread's current context; returns the previous one.
 std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<const ContextData> data) noexcept;
@@ -79,24 +86,14 @@ public:
   /// The value of type T, or null.
   template <class T>
   const T* get() const noexcept {
-    if (!data_) return nullptr;
-    for (const auto& entry : *data_) {
-      if (entry.key == detail::context_key<T>()) return static_cast<const T*>(entry.value.get());
-    }
-    return nullptr;
+    return static_cast<const T*>(detail::find_context_value(data_.get(), detail::context_key<T>()));
   }
 
   /// A copy with `value` as its T (replacing an earlier one).
   template <class T>
   Context with(T value) const {
-    auto data = std::make_shared<detail::ContextData>();
-    if (data_) {
-      for (const auto& entry : *data_) {
-        if (entry.key != detail::context_key<T>()) data->push_back(entry);
-      }
-    }
-    data->push_back({detail::context_key<T>(), std::make_shared<const T>(std::move(value))});
-    return Context(std::move(data));
+    return Context(detail::with_context_value(data_.get(), detail::context_key<T>(),
+                                              std::make_shared<const T>(std::move(value))));
   }
 
   /// True when the context holds no value.

@@ -104,7 +104,7 @@ public:
         detail::task_misuse_for<F>(detail::slot_arguments_t<SubmitOptions, A1, A2, A3, A4, A5, A6>{});
     if constexpr (misuse != detail::Misuse::none) {
       detail::refuse<detail::Entry::submit, misuse>();
-      return TaskHandle<detail::Refused>();
+      return TaskHandle<detail::refused_for<F>>();
     } else {
       return detail::with_slots<SubmitOptions>(
           [&](SubmitOptions options, auto&&... args) {
@@ -228,11 +228,7 @@ private:
 
   bool wait_stopped_until(std::chrono::steady_clock::time_point deadline) const;
 
-  static void check_submit_options(const SubmitOptions& options) {
-    if (options.full_wait && *options.full_wait < std::chrono::nanoseconds::zero()) {
-      throw InvalidArgument("SubmitOptions::full_wait must not be negative");
-    }
-  }
+  static void check_submit_options(const SubmitOptions& options);
 
   /// submit() once its slots are sorted out: `fn` bound to `args`.
   template <class F, class... Args>

@@ -80,7 +80,7 @@ public:
     return cancel_all_until(detail::deadline_after(timeout));
   }
   /// As cancel_all_and_wait(10 s).
-  std::size_t cancel_all_and_wait() { return cancel_all_and_wait(std::chrono::seconds(10)); }
+  std::size_t cancel_all_and_wait();
 
   /// The next loop in round-robin order.
   LoopHandle next() const noexcept;
@@ -90,9 +90,9 @@ public:
     return loop(index_for(std::hash<Key>{}(key)));
   }
   /// The loop at `index`, from 0 to size() - 1.
-  LoopHandle loop(std::size_t index) const noexcept { return loops_[index]->handle(); }
+  LoopHandle loop(std::size_t index) const noexcept;
   /// How many loops the pool has.
-  std::size_t size() const noexcept { return loops_.size(); }
+  std::size_t size() const noexcept;
 
   /// submit() on the next loop in round-robin order, in LoopHandle::submit()'s shapes.
   template <class F, class A1 = SubmitOptions, class A2 = detail::NoArg, class A3 = detail::NoArg,

@@ -346,6 +346,11 @@ struct Refused {
   operator T() const;
 };
 
+/// Refused, named through `Call` so that a template that names a type built on it (a refused
+/// submit()'s TaskHandle) instantiates that type only when a call is refused.
+template <class Call>
+using refused_for = std::enable_if_t<sizeof(Call*) != 0, Refused>;
+
 /// Fails to compile with the sentence that states `entry`'s rule broken as `misuse` says.
 template <Entry entry, Misuse misuse>
 void refuse() {
