@@ -261,7 +261,7 @@ private:
       detail::post_call(loop,
                         std::make_unique<detail::PostedCall<Function>>(
                             detail::TaskLabel{detail::TaskName(std::move(options.name)), where,
-                                              std::chrono::steady_clock::now()},
+                                              detail::post_submit_time()},
                             std::forward<F>(fn), std::forward<Args>(args)...),
                         options);
     }
