@@ -9,7 +9,6 @@
 #include <exception>
 #include <type_traits>
 #include <utility>
-#include <variant>
 
 namespace loopbridge::detail {
 
@@ -122,48 +121,67 @@ struct Unit {};
 template <class T>
 using Stored = std::conditional_t<std::is_void_v<T>, Unit, T>;
 
-/// A StateBase that holds a T or an exception.
+/// A StateBase that holds a T or an exception. (Its own storage rather than a std::variant:
+/// this header is in every file that includes loopbridge, and <variant> is a large part of
+/// what it costs the compiler.)
 template <class T>
 class TypedState : public StateBase {
 public:
   static_assert(!std::is_reference_v<T>, "loopbridge tasks return values, not references");
 
-  using StateBase::StateBase;
+  explicit TypedState(std::uint32_t initial_refs = 1) noexcept : StateBase(initial_refs) {}
+  ~TypedState() override { clear(); }
 
   template <class... Args>
   void set_value(Args&&... args) {
-    result_.template emplace<1>(std::forward<Args>(args)...);
+    clear();
+    ::new (static_cast<void*>(&value_)) Stored<T>(std::forward<Args>(args)...);
+    holds_ = Holds::value;
     publish();
   }
 
   void set_exception(std::exception_ptr e) noexcept {
-    result_.template emplace<2>(std::move(e));
+    clear();
+    ::new (static_cast<void*>(&error_)) std::exception_ptr(std::move(e));
+    holds_ = Holds::error;
     publish();
   }
 
   /// The stored exception (null for a value). Only after ready(), before take().
-  std::exception_ptr stored_exception() const noexcept {
-    return result_.index() == 2 ? std::get<2>(result_) : nullptr;
-  }
+  std::exception_ptr stored_exception() const noexcept { return holds_ == Holds::error ? error_ : nullptr; }
 
   /// Moves the result out, or rethrows the stored exception. Only after ready(), once.
   T take() {
-    if (result_.index() == 2) {
-      std::exception_ptr e = std::get<2>(std::move(result_));
-      result_.template emplace<0>();
+    if (holds_ == Holds::error) {
+      std::exception_ptr e = std::move(error_);
+      clear();
       std::rethrow_exception(std::move(e));
     }
     if constexpr (std::is_void_v<T>) {
-      result_.template emplace<0>();
+      clear();
     } else {
-      T value = std::get<1>(std::move(result_));
-      result_.template emplace<0>();
+      T value = std::move(value_);
+      clear();
       return value;
     }
   }
 
 private:
-  std::variant<std::monostate, Stored<T>, std::exception_ptr> result_;
+  enum class Holds : unsigned char { nothing, value, error };
+
+  using Value = Stored<T>;
+
+  void clear() noexcept {
+    if (holds_ == Holds::value) value_.~Value();
+    if (holds_ == Holds::error) error_.~exception_ptr();
+    holds_ = Holds::nothing;
+  }
+
+  union {
+    Value value_;
+    std::exception_ptr error_;
+  };
+  Holds holds_ = Holds::nothing;
 };
 
 /// Runs `invoke()`, then `drop()` (destroys the callable, so its captures are gone before
