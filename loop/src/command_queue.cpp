@@ -32,9 +32,7 @@ CommandQueue::PushResult CommandQueue::push(Command& command) noexcept {
       return PushResult::closed;
     }
     command.next_in_queue = head;
-    // Sequentially consistent: the loop's drain reads the queue after it stops draining, and
-    // a first push reads whether it drains (CommandDrain::push).
-  } while (!head_.compare_exchange_weak(head, &command, std::memory_order_seq_cst, std::memory_order_relaxed));
+  } while (!head_.compare_exchange_weak(head, &command, std::memory_order_release, std::memory_order_relaxed));
   return head == nullptr ? PushResult::pushed_first : PushResult::pushed;
 }
 
@@ -58,7 +56,7 @@ bool CommandQueue::closed() const noexcept {
 namespace loopbridge::detail {
 
 bool CommandQueue::has_commands() const noexcept {
-  Command* head = head_.load(std::memory_order_seq_cst);
+  Command* head = head_.load(std::memory_order_relaxed);
   return head != nullptr && head != closed_marker();
 }
 

@@ -74,11 +74,9 @@ bool CommandDrain::push(Command& command) noexcept {
     case CommandQueue::PushResult::closed:
       return false;
     case CommandQueue::PushResult::pushed_first:
-      // Only the push that made the queue non-empty wakes the loop, and only if it is not
-      // draining: a drain looks at the queue once more after it stops (drain()). The drain
-      // a wake-up schedules takes everything pushed until then. A borrowed io_context gets
-      // every wake-up, so that another thread running it meets one and is reported.
-      if (borrowed_io_ || !draining_.load(std::memory_order_seq_cst)) wake();
+      // Only the push that made the queue non-empty wakes the loop; the drain it schedules
+      // takes everything pushed until then.
+      wake();
       first_push_wakes_.fetch_add(1, std::memory_order_release);
       return true;
     case CommandQueue::PushResult::pushed:
@@ -108,8 +106,6 @@ Command* CommandDrain::take_batch() noexcept {
 
 void CommandDrain::drain(Admission& admission) noexcept {
   std::size_t budget = kCommandsPerDrain;
-  // Pushes meanwhile need not post a wake-up (most batches would otherwise cost one).
-  draining_.store(true, std::memory_order_relaxed);
   for (;;) {
     Command* command = take_batch();
     batch_clock_valid_ = false;  // the clock has moved on since the previous batch
@@ -119,7 +115,6 @@ void CommandDrain::drain(Admission& admission) noexcept {
         unfinished_batch_ = command;
         batch_clock_armed_ = false;
         admission.wake_full_waiters();
-        draining_.store(false, std::memory_order_seq_cst);
         wake();
         return;
       }
@@ -131,12 +126,9 @@ void CommandDrain::drain(Admission& admission) noexcept {
     }
     batch_clock_armed_ = false;
     admission.wake_full_waiters();
-    // Low-latency mode: a command arriving within the spin runs now.
-    if (spin_until([this] { return queue_.has_commands(); }, spin_before_sleep_)) continue;
-    // Either a push sees the drain stopped and wakes the loop, or this look sees the push.
-    draining_.store(false, std::memory_order_seq_cst);
-    if (!queue_.has_commands()) return;
-    draining_.store(true, std::memory_order_relaxed);
+    // Low-latency mode: a command arriving within the spin runs now. Its producer found the
+    // queue empty and posted a drain as well, which will find nothing: harmless.
+    if (!spin_until([this] { return queue_.has_commands(); }, spin_before_sleep_)) return;
   }
 }
 

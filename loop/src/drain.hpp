@@ -85,8 +85,6 @@ private:
   static constexpr std::size_t kWakeSlotSize = 128;
   alignas(std::max_align_t) std::byte wake_slot_[kWakeSlotSize];
   std::atomic<bool> wake_pending_{false};
-  // The loop thread is in drain() and looks at the queue again before it leaves.
-  std::atomic<bool> draining_{false};
   // Pushes that found the queue empty and have finished waking the loop; every batch the
   // loop takes (loop thread) began with one of them.
   std::atomic<std::uint64_t> first_push_wakes_{0};

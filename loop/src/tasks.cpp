@@ -172,17 +172,14 @@ void PostedCallBase::execute(Engine& engine) noexcept {
   {
     RunScope scope(core.reporting(), core.drain(), label_, RunScope::Kind::command);
     if (!core.begin_posted_call(label_, scope.started())) return;
-    // Most calls have no context, and the loop thread has none between commands.
-    const bool own_context = context_ != nullptr || this_thread_context() != nullptr;
-    std::shared_ptr<const ContextData> outer;
-    if (own_context) outer = exchange_this_thread_context(std::move(context_));
+    auto outer = exchange_this_thread_context(std::move(context_));
     try {
       invoke();
     } catch (...) {
       error = std::current_exception();
     }
     drop_callable();  // its captures' destructors are part of the call's time
-    if (own_context) exchange_this_thread_context(std::move(outer));
+    exchange_this_thread_context(std::move(outer));
   }
   core.end_posted_call(std::move(error));
 }
@@ -352,7 +349,7 @@ bool LoopCore::begin_posted_call(const TaskLabel& label, std::chrono::steady_clo
     counters_.count(Counters::Outcome::cancelled);  // as a task the stop cancels before it started
     return false;
   }
-  if (label.submitted_at != kNotTimed) counters_.record_lag(now - label.submitted_at);
+  counters_.record_lag(now - label.submitted_at);
   counters_.running_delta(+1);
   return true;
 }

@@ -261,7 +261,7 @@ private:
       detail::post_call(loop,
                         std::make_unique<detail::PostedCall<Function>>(
                             detail::TaskLabel{detail::TaskName(std::move(options.name)), where,
-                                              detail::post_submit_time()},
+                                              std::chrono::steady_clock::now()},
                             std::forward<F>(fn), std::forward<Args>(args)...),
                         options);
     }

@@ -37,8 +37,7 @@ struct LoopStats {
   std::uint64_t stalls = 0;     ///< handlers that ran past LoopOptions::stall_threshold
   /// Submit-to-start lag: from the submit() call to the moment the loop thread started the
   /// task. Percentiles come from a log-scale histogram (within 1/8 of the true value); the
-  /// maximum is exact. Every submitted task is timed; of the callables a thread post()s,
-  /// the first and one in 8 after it (reading the clock is a large part of a post's cost).
+  /// maximum is exact.
   ///@{
   std::chrono::nanoseconds lag_p50{0}, lag_p99{0}, lag_max{0};
   ///@}

@@ -33,7 +33,7 @@ enum class TaskKind : std::uint8_t { task, detached, hook };
 class TaskName {
 public:
   TaskName() noexcept = default;
-  explicit TaskName(std::string&& name)
+  explicit TaskName(std::string name)
       : text_(name.empty() ? nullptr : std::make_unique<const std::string>(std::move(name))) {}
 
   bool empty() const noexcept { return text_ == nullptr; }
@@ -48,22 +48,8 @@ private:
 struct TaskLabel {
   TaskName name;
   source_location where;
-  /// For the submit-to-start lag; a posted callable may carry none (kNotTimed).
   std::chrono::steady_clock::time_point submitted_at;
 };
-
-/// A submission whose lag the loop does not record.
-inline constexpr std::chrono::steady_clock::time_point kNotTimed{};
-/// Of a thread's posted callables, one in this many is timed for the lag statistics: a
-/// clock read is a large part of what a whole post costs.
-inline constexpr unsigned kPostLagSample = 8;
-
-/// When a posted callable was submitted: the clock's time for the first post of a thread
-/// and every kPostLagSample-th after it, kNotTimed for the others.
-inline std::chrono::steady_clock::time_point post_submit_time() noexcept {
-  constinit thread_local unsigned posts = 0;
-  return posts++ % kPostLagSample == 0 ? std::chrono::steady_clock::now() : kNotTimed;
-}
 
 class TaskBase;
 
