@@ -6,6 +6,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -170,6 +171,54 @@ TEST_CASE("the callable is destroyed on the loop thread before the handle settle
   require_settles(task);
   CHECK(destroyed_on_loop);
   CHECK(task.get() == 1);
+}
+
+TEST_CASE("a callable that throws instead of returning its coroutine fails its task, and the loop goes on",
+          "[loop][submit][errors]") {
+  BackgroundLoop loop({.name = "lb-no-body"});
+  loop.start();
+  // Not a coroutine itself: it would return one, but throws first.
+  auto task = loop.submit([]() -> asio::awaitable<int> { throw Custom(9); });
+  require_settles(task);
+  try {
+    task.get();
+    FAIL("no exception");
+  } catch (const Custom& e) {
+    CHECK(e.code == 9);
+  }
+  auto next = loop.submit(add_later, 2, 3);
+  require_settles(next);
+  CHECK(next.get() == 5);
+}
+
+TEST_CASE("a coroutine's parameters are destroyed before its handle settles", "[loop][submit]") {
+  BackgroundLoop loop({.name = "lb-body-params"});
+  loop.start();
+  struct Probe {
+    explicit Probe(std::shared_ptr<std::atomic<bool>> flag) : destroyed(std::move(flag)) {}
+    Probe(Probe&& other) noexcept = default;  // a moved-from probe reports nothing
+    ~Probe() {
+      if (destroyed) *destroyed = true;
+    }
+    std::shared_ptr<std::atomic<bool>> destroyed;
+  };
+  auto body = [](Probe probe, bool fail) -> asio::awaitable<int> {
+    co_await add_later(0, 0);
+    if (fail) throw Custom(1);
+    co_return probe.destroyed ? 1 : 0;
+  };
+  for (bool fail : {false, true}) {
+    auto destroyed = std::make_shared<std::atomic<bool>>(false);
+    // The body's frame holds the only probe that reports.
+    auto task = loop.submit([&body, destroyed, fail] { return body(Probe(destroyed), fail); });
+    require_settles(task);
+    CHECK(*destroyed);  // the body's frame is gone already
+    if (fail) {
+      CHECK_THROWS_AS(task.get(), Custom);
+    } else {
+      CHECK(task.get() == 1);
+    }
+  }
 }
 
 TEST_CASE("the low-latency mode spins on both sides and still sleeps when idle", "[loop][submit][latency]") {
