@@ -2,6 +2,7 @@
 
 #include "reporting.hpp"
 
+#include <mutex>
 #include <typeinfo>
 #include <utility>
 
