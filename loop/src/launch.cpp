@@ -101,13 +101,17 @@ struct CoroutineEnded {
 void launch(TaskCoroutine coroutine, TaskBase& task, BodyFrame* body) {
   boost::asio::any_io_executor executor = LaunchExecutor(LoopCore::of(task).executor(), &task);
   try {
-#if LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
+#ifdef LOOPBRIDGE_BODY_WITHOUT_RETHROW
     start_coroutine_thread(std::move(coroutine), executor, task.cancel_signal.slot(), body);
 #else
-    (void)body;  // null on this path
+    (void)body;  // null: the driver awaits the body itself
+#if LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
+    start_coroutine_thread(std::move(coroutine), executor, task.cancel_signal.slot());
+#else
     boost::asio::co_spawn(executor, std::move(coroutine),
                           boost::asio::bind_cancellation_slot(task.cancel_signal.slot(),
                                                               CoroutineEnded{&task, Ref<StateBase>::share(&task.state())}));
+#endif
 #endif
   } catch (...) {
     escaped_task_stretch(task, std::current_exception());
