@@ -198,18 +198,20 @@ private:
     BodyRun<T>::complete(*task, std::move(body));
     co_return;
 #else
+    // Asio destroys the body's frame before this co_await returns. The task settles after
+    // the catch has ended: the exception is not touched here once a host can see it.
+    std::optional<Stored<T>> value;
+    std::exception_ptr error;
     try {
-      // Asio destroys the body's frame before this co_await returns.
       if constexpr (std::is_void_v<T>) {
         co_await std::move(body);
-        task->complete(Stored<T>{}, nullptr);
       } else {
-        auto value = co_await std::move(body);
-        task->complete(std::optional<Stored<T>>(std::move(value)), nullptr);
+        value.emplace(co_await std::move(body));
       }
     } catch (...) {
-      task->complete(std::nullopt, std::current_exception());
+      error = std::current_exception();
     }
+    task->complete(std::move(value), std::move(error));
 #if !LOOPBRIDGE_TASKS_ON_ASIO_INTERNALS
     // Settled: no cancel is delivered from here on. One that landed in the body's last
     // stretch must not reach co_spawn's final post, which would throw it out of

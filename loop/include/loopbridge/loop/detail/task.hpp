@@ -232,10 +232,16 @@ public:
     if constexpr (is_coroutine) {
       using Driver = TaskDriver<Task>;
       std::optional<typename Driver::Body> body;
+      std::exception_ptr error;
       try {
         body.emplace(make_body());
       } catch (...) {
-        complete(std::nullopt, std::current_exception());
+        error = std::current_exception();
+      }
+      // Settled after the catch has ended: the exception is not touched here once a host
+      // can see it.
+      if (error) {
+        complete(std::nullopt, std::move(error));
         return;
       }
       Driver::start(*this, std::move(*body));
