@@ -27,7 +27,6 @@ const void* context_key() noexcept {
   return &key;
 }
 
-/// This thread's current context (null: empty).
 /// The value stored under `key` in `data` (which may be null), or null. Out of line, as
 /// with_context_value(): in the header they would instantiate the vector's code in every file.
 const void* find_context_value(const ContextData* data, const void* key) noexcept;
@@ -35,6 +34,7 @@ const void* find_context_value(const ContextData* data, const void* key) noexcep
 std::shared_ptr<const ContextData> with_context_value(const ContextData* data, const void* key,
                                                       std::shared_ptr<const void> value);
 
+/// This thread's current context (null: empty).
 const std::shared_ptr<const ContextData>& this_thread_context() noexcept;
 /// Replaces this thread's current context; returns the previous one.
 std::shared_ptr<const ContextData> exchange_this_thread_context(std::shared_ptr<const ContextData> data) noexcept;

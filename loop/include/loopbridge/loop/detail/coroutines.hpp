@@ -108,13 +108,13 @@ struct BodyRun {
       Body body = std::move(ended);
       Frame* frame = frame_of(body);
       error = std::exchange(frame->*(&PendingException::pending_exception_), nullptr);
-      if constexpr (std::is_void_v<T>) {
-        value.emplace();
-      } else if (!error) {
-        try {
-          value.emplace(frame->get());
-        } catch (...) {
-          error = std::current_exception();
+      if constexpr (!std::is_void_v<T>) {
+        if (!error) {
+          try {
+            value.emplace(frame->get());
+          } catch (...) {
+            error = std::current_exception();
+          }
         }
       }
     }

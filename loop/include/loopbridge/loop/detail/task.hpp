@@ -307,7 +307,8 @@ protected:
   }
 
 private:
-  // Alive while callable_alive_ (a union member, so that it needs no flag of its own).
+  // Alive while callable_alive_ (a union member rather than a std::optional, whose flag
+  // would take a word of its own beside it).
   union {
     F fn_;
   };

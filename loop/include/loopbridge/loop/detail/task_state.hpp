@@ -135,7 +135,7 @@ public:
   template <class... Args>
   void set_value(Args&&... args) {
     clear();
-    ::new (static_cast<void*>(&value_)) Stored<T>(std::forward<Args>(args)...);
+    ::new (static_cast<void*>(&value_)) Value(std::forward<Args>(args)...);
     holds_ = Holds::value;
     publish();
   }
