@@ -23,6 +23,17 @@ struct Custom : std::runtime_error {
   int code;
 };
 
+/// The code of the Custom error that `task.get()` rethrows; fails the test if it throws none.
+int custom_code(TaskHandle<int>& task) {
+  try {
+    task.get();
+  } catch (const Custom& e) {
+    return e.code;
+  }
+  FAIL("no exception");
+  return 0;
+}
+
 asio::awaitable<int> add_later(int a, int b) {
   asio::steady_timer timer(co_await asio::this_coro::executor, 1ms);
   co_await timer.async_wait(asio::use_awaitable);
@@ -81,18 +92,8 @@ TEST_CASE("a task's exception is rethrown with its original type", "[loop][submi
   auto from_callable = loop.submit([]() -> int { throw Custom(8); });
   require_settles(from_coroutine);
   require_settles(from_callable);
-  try {
-    from_coroutine.get();
-    FAIL("no exception");
-  } catch (const Custom& e) {
-    CHECK(e.code == 7);
-  }
-  try {
-    from_callable.get();
-    FAIL("no exception");
-  } catch (const Custom& e) {
-    CHECK(e.code == 8);
-  }
+  CHECK(custom_code(from_coroutine) == 7);
+  CHECK(custom_code(from_callable) == 8);
 }
 
 TEST_CASE("wait_for and wait_until and ready report progress without consuming", "[loop][submit]") {
@@ -180,12 +181,7 @@ TEST_CASE("a callable that throws instead of returning its coroutine fails its t
   // Not a coroutine itself: it would return one, but throws first.
   auto task = loop.submit([]() -> asio::awaitable<int> { throw Custom(9); });
   require_settles(task);
-  try {
-    task.get();
-    FAIL("no exception");
-  } catch (const Custom& e) {
-    CHECK(e.code == 9);
-  }
+  CHECK(custom_code(task) == 9);
   auto next = loop.submit(add_later, 2, 3);
   require_settles(next);
   CHECK(next.get() == 5);
